@@ -1,0 +1,124 @@
+"""What a cycle returns: decisions (start, preempt), and for every job not started a reason,
+its priority factors and, where the plan gives one, a planned start.
+
+These are the single source the API, CLI, portal and tests read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PendingReason(StrEnum):
+    """Why a job did not start this cycle (like Slurm's ``Reason`` column)."""
+
+    PRIORITY = "PRIORITY"              # resources are free, but held for jobs ahead of it
+    RESOURCES = "RESOURCES"            # not enough free GPUs in the shape it needs
+    RESERVATION = "RESERVATION"        # kept off nodes by an advance reservation / waits for its own
+    DEPENDENCY = "DEPENDENCY"          # a dependency is not (yet) satisfied
+    DEPENDENCY_NEVER = "DEPENDENCY_NEVER"  # a dependency can no longer be satisfied
+    GRANT_EXHAUSTED = "GRANT_EXHAUSTED"  # the project has no active grant with hours left
+    QOS_LIMIT = "QOS_LIMIT"            # over a limit of its QOS (time limit, GPUs per user)
+    PROJECT_LIMIT = "PROJECT_LIMIT"    # the project already holds its maximum of GPUs
+    TOPOLOGY = "TOPOLOGY"              # GPUs are free, but not within one scalable unit
+    NODES_DOWN = "NODES_DOWN"          # would fit if drained/down nodes were up
+    HELD = "HELD"                      # held by a user or operator
+    PREEMPTING = "PREEMPTING"          # waiting for the jobs it preempts to leave
+    UNSATISFIABLE = "UNSATISFIABLE"    # can never run on this cluster as asked
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """GPUs per node, in node order: ``(("dgx001", 8), ("dgx002", 8))``."""
+
+    nodes: tuple[tuple[str, int], ...]
+
+    @property
+    def gpus(self) -> int:
+        return sum(g for _, g in self.nodes)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    job_id: str
+    placement: Placement
+    backfilled: bool = False  # started ahead of a higher-priority job that must wait
+
+
+@dataclass(frozen=True, slots=True)
+class Preemption:
+    job_id: str
+    grace_s: int
+    for_job: str
+    requeue: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityFactors:
+    """Normalised 0..1 factors and the weighted total, like ``sprio``."""
+
+    priority: float
+    age: float
+    fairshare: float
+    qos: float
+    size: float
+    grant: float
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why ``job_id`` is pending, and when the plan expects it to start (None: no plan)."""
+
+    job_id: str
+    reason: PendingReason
+    planned_start_s: float | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """Everything one cycle decided.
+
+    ``pending`` is in priority order. ``factors`` maps every job considered (pending or
+    started) to its priority factors; ``planned`` holds the reserved placement of jobs with a
+    planned start (what the plan blocked in the profile).
+    """
+
+    now: float
+    policy: str
+    starts: tuple[Start, ...]
+    preemptions: tuple[Preemption, ...]
+    pending: tuple[Verdict, ...]
+    factors: Mapping[str, PriorityFactors]
+    planned: Mapping[str, Placement]
+
+    def verdict(self, job_id: str) -> Verdict | None:
+        for v in self.pending:
+            if v.job_id == job_id:
+                return v
+        return None
+
+    def started_ids(self) -> list[str]:
+        return [s.job_id for s in self.starts]
+
+    def __iter__(self) -> Iterator[Start]:
+        return iter(self.starts)
+
+    def to_json(self) -> dict[str, object]:
+        """The stable JSON contract of ``gefion plan --json`` (fields may be added)."""
+        return {
+            "now": self.now,
+            "policy": self.policy,
+            "started": [{"id": s.job_id, "nodes": s.placement.as_dict(),
+                         "backfilled": s.backfilled} for s in self.starts],
+            "preempted": [{"id": p.job_id, "grace_s": p.grace_s, "for": p.for_job,
+                           "requeue": p.requeue} for p in self.preemptions],
+            "pending": [{"id": v.job_id, "reason": v.reason.value,
+                         "planned_start": v.planned_start_s, "detail": v.detail}
+                        for v in self.pending],
+        }

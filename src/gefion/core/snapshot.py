@@ -1,0 +1,168 @@
+"""The snapshot a cycle reads, and the one builder both bodies use to make it.
+
+A snapshot is the state of the world at the start of a cycle: the cluster (with node
+states), running jobs with their allocations and *expected* ends (start + time limit — never
+the true runtime), pending jobs, reservations, tenancy, the decayed usage ledger and grant
+balances. :func:`build_snapshot` is the only way the controller and the twin make one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gefion.core.errors import GefionError
+from gefion.core.jobs import Job, JobSpec, JobState, Shape
+from gefion.core.reservations import Reservation
+from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
+from gefion.core.topology import Cluster
+from gefion.core.usage import FairShare, UsageLedger, fairshare
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A running job as the scheduler sees it. ``alloc``: (node index, GPUs) pairs."""
+
+    id: str
+    spec: JobSpec
+    start_s: float
+    expected_end_s: float
+    alloc: tuple[tuple[int, int], ...]
+    preemptible: bool
+    grace_s: int
+    requeue: bool
+    service_gpu_s: float  # attained service before this run
+
+    @property
+    def gpus(self) -> int:
+        return sum(g for _, g in self.alloc)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    """A pending job. ``shape`` is None when the request cannot be laid out on this cluster
+    (``shape_error`` says why)."""
+
+    id: str
+    spec: JobSpec
+    submit_s: float
+    shape: Shape | None
+    held: bool = False
+    service_gpu_s: float = 0.0
+    shape_error: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    cluster: Cluster
+    running: tuple[RunningJob, ...] = ()
+    pending: tuple[PendingJob, ...] = ()
+    reservations: tuple[Reservation, ...] = ()
+    projects: Mapping[str, Project] = field(default_factory=dict)
+    qos: Mapping[str, QOS] = field(default_factory=lambda: dict(DEFAULT_QOS))
+    fairshare: FairShare = field(default_factory=lambda: FairShare({}, {}))
+    #: remaining GPU-seconds of active grants per metered project
+    grant_left_gpu_s: Mapping[str, float] = field(default_factory=dict)
+    #: state of every job a dependency may name (terminal ones with their exit codes)
+    job_states: Mapping[str, JobState] = field(default_factory=dict)
+    exit_codes: Mapping[str, int | None] = field(default_factory=dict)
+    as_of_s: float = 0.0
+
+    def qos_of(self, name: str) -> QOS:
+        q = self.qos.get(name)
+        return q if q is not None else self.qos.get("normal", DEFAULT_QOS["normal"])
+
+
+def resolve_shape(spec: JobSpec, cluster: Cluster) -> tuple[Shape | None, str]:
+    try:
+        shape = spec.shape(cluster.max_gpus_per_node)
+    except GefionError as e:
+        return None, str(e)
+    if shape.nodes > len(cluster.nodes):
+        return None, f"needs {shape.nodes} nodes, the cluster has {len(cluster.nodes)}"
+    return shape, ""
+
+
+def build_snapshot(
+    cluster: Cluster,
+    jobs: Iterable[Job],
+    now: float,
+    *,
+    reservations: Iterable[Reservation] = (),
+    projects: Mapping[str, Project] | None = None,
+    qos: Mapping[str, QOS] | None = None,
+    ledger: UsageLedger | None = None,
+    grants: Iterable[Grant] = (),
+    charged_gpu_s: Mapping[str, float] | None = None,
+) -> Snapshot:
+    """Build the snapshot for a cycle at ``now`` from job records and tenancy.
+
+    ``charged_gpu_s`` is, per project, the GPU-seconds (× usage factor) already charged
+    against its grants; it is spent from the earliest-expiring active grant first.
+    """
+    qos_map = dict(qos) if qos is not None else dict(DEFAULT_QOS)
+    projects = dict(projects or {})
+    running: list[RunningJob] = []
+    pending: list[PendingJob] = []
+    states: dict[str, JobState] = {}
+    exit_codes: dict[str, int | None] = {}
+    for job in jobs:
+        states[job.id] = job.state
+        exit_codes[job.id] = job.exit_code
+        if job.state is JobState.RUNNING:
+            q = qos_map.get(job.spec.qos) or qos_map.get("normal") or DEFAULT_QOS["normal"]
+            preemptible = q.preemptible if job.spec.preemptible is None else job.spec.preemptible
+            alloc = tuple(sorted((cluster.index_of(n), len(g)) for n, g in job.allocation))
+            start = job.start_s if job.start_s is not None else job.submit_s
+            running.append(RunningJob(
+                job.id, job.spec, start, start + job.spec.time_limit_s, alloc, preemptible,
+                job.spec.grace_s if job.spec.grace_s is not None else q.grace_s,
+                q.requeues if job.spec.preemptible is None else preemptible,
+                job.service_gpu_s))
+        elif job.state is JobState.PENDING:
+            shape, err = resolve_shape(job.spec, cluster)
+            pending.append(PendingJob(job.id, job.spec, job.submit_s, shape, job.held,
+                                      job.service_gpu_s, err))
+    running.sort(key=lambda r: (r.start_s, r.id))
+    pending.sort(key=lambda p: (p.submit_s, p.id))
+    ledger = ledger or UsageLedger()
+    return Snapshot(
+        cluster=cluster,
+        running=tuple(running),
+        pending=tuple(pending),
+        reservations=tuple(reservations),
+        projects=projects,
+        qos=qos_map,
+        fairshare=fairshare(projects, ledger, now),
+        grant_left_gpu_s=grant_balances(projects, grants, charged_gpu_s or {}, now),
+        job_states=states,
+        exit_codes=exit_codes,
+        as_of_s=now,
+    )
+
+
+def grant_balances(projects: Mapping[str, Project], grants: Iterable[Grant],
+                   charged_gpu_s: Mapping[str, float], now: float) -> dict[str, float]:
+    """Remaining GPU-seconds in active grants for each metered project.
+
+    Charges are spent from grants in order of expiry (earliest first), counting only grants
+    that have started by ``now``; what is left in active grants is the balance.
+    """
+    by_project: dict[str, list[Grant]] = {}
+    for g in grants:
+        by_project.setdefault(g.project, []).append(g)
+    out: dict[str, float] = {}
+    for name, project in projects.items():
+        if not project.metered:
+            continue
+        left_to_charge = charged_gpu_s.get(name, 0.0)
+        balance = 0.0
+        for g in sorted(by_project.get(name, []), key=lambda g: (g.valid_to_s, g.id)):
+            if g.valid_from_s > now:
+                continue
+            spent = min(g.gpu_s, left_to_charge)
+            left_to_charge -= spent
+            if g.active(now):
+                balance += g.gpu_s - spent
+        out[name] = balance
+    return out

@@ -1,0 +1,237 @@
+"""The cluster model: nodes, scalable units (leaf groups) and the spine above them.
+
+A cluster is a three-level tree: node → scalable unit (a leaf switch group, Gefion's "SU")
+→ spine. Placement only needs to know which unit each node sits in; the spine is the root.
+The tree is shared read-only by every cycle; free capacity lives in per-cycle arrays
+(see :mod:`gefion.core.profile`).
+
+Presets (see :func:`preset`):
+
+- ``gefion``: 191 DGX H100 nodes × 8 GPUs, ``dgx001``…``dgx191``, in six units ``su1``…``su6``
+  of 32 slots; the last slot of ``su6`` is held by the fabric manager, so ``su6`` has 31 nodes.
+- ``superpod:N``: N units of 32 slots, 32·N−1 nodes (the fabric manager again holds one slot).
+- ``synthetic:NODESxGPUS[:SU_SIZE]``: scale tests, up to 12,500 × 8 (default unit size 32).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from gefion.core.errors import TopologyError
+
+DGX_H100_CPUS = 224  # 2 × 56-core Xeon Platinum 8480C, with hyper-threading
+DGX_H100_MEMORY_GB = 2048
+SU_SLOTS = 32
+MAX_SYNTHETIC_NODES = 12_500
+MAX_SYNTHETIC_GPUS_PER_NODE = 16
+
+
+class NodeState(StrEnum):
+    """A node's state as ``sinfo`` would show it.
+
+    ``IDLE``/``MIXED``/``ALLOCATED`` follow from the allocation; ``DRAINED`` and ``DOWN`` are
+    set by operators or failures and take the node out of scheduling.
+    """
+
+    IDLE = "idle"
+    MIXED = "mixed"
+    ALLOCATED = "allocated"
+    DRAINED = "drained"
+    DOWN = "down"
+
+    @property
+    def schedulable(self) -> bool:
+        return self not in (NodeState.DRAINED, NodeState.DOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One machine. ``state`` is the administrative state (``IDLE`` means "up")."""
+
+    name: str
+    gpus: int
+    su: str
+    cpus: int = DGX_H100_CPUS
+    memory_gb: int = DGX_H100_MEMORY_GB
+    state: NodeState = NodeState.IDLE
+    gpu_type: str = "h100"
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise TopologyError("node name is empty", field="name")
+        if self.gpus < 0:
+            raise TopologyError(f"node {self.name}: gpus must be >= 0, got {self.gpus}",
+                                field="gpus")
+        if self.cpus < 0 or self.memory_gb < 0:
+            raise TopologyError(f"node {self.name}: cpus and memory must be >= 0",
+                                field="cpus")
+
+
+def node_state_for(node: Node, free_gpus: int) -> NodeState:
+    """The ``sinfo`` state of ``node`` given its free GPUs now."""
+    if not node.state.schedulable:
+        return node.state
+    if free_gpus >= node.gpus:
+        return NodeState.IDLE
+    if free_gpus <= 0:
+        return NodeState.ALLOCATED
+    return NodeState.MIXED
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """An immutable cluster: nodes in a fixed order, each in one scalable unit.
+
+    Node order is the index used by every per-node array in the core. ``units`` lists the
+    scalable units in order; ``spine`` names the root of the tree.
+    """
+
+    name: str
+    nodes: tuple[Node, ...]
+    units: tuple[str, ...] = ()
+    spine: str = "spine"
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _unit_index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _node_unit: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        units = self.units or tuple(dict.fromkeys(n.su for n in self.nodes))
+        object.__setattr__(self, "units", tuple(units))
+        unit_index = {u: i for i, u in enumerate(self.units)}
+        if len(unit_index) != len(self.units):
+            raise TopologyError("duplicate scalable unit name", field="units")
+        index: dict[str, int] = {}
+        for i, node in enumerate(self.nodes):
+            if node.name in index:
+                raise TopologyError(f"duplicate node name {node.name!r}", field="nodes")
+            if node.su not in unit_index:
+                raise TopologyError(
+                    f"node {node.name!r} is in unknown scalable unit {node.su!r}", field="su")
+            index[node.name] = i
+        object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_unit_index", unit_index)
+        object.__setattr__(self, "_node_unit", tuple(unit_index[n.su] for n in self.nodes))
+
+    # -- lookups ------------------------------------------------------------------------
+    def index_of(self, node_name: str) -> int:
+        """Index of ``node_name``; raises :class:`TopologyError` if there is no such node."""
+        try:
+            return self._index[node_name]
+        except KeyError:
+            raise TopologyError(f"no node named {node_name!r} in cluster {self.name!r}",
+                                field="node") from None
+
+    def has_node(self, node_name: str) -> bool:
+        return node_name in self._index
+
+    def unit_of(self, node_index: int) -> int:
+        """Index (into ``units``) of the scalable unit of node ``node_index``."""
+        return self._node_unit[node_index]
+
+    @property
+    def node_units(self) -> tuple[int, ...]:
+        """Unit index per node, in node order."""
+        return self._node_unit
+
+    def nodes_in_unit(self, unit: str) -> list[Node]:
+        return [n for n in self.nodes if n.su == unit]
+
+    # -- totals -------------------------------------------------------------------------
+    @property
+    def total_gpus(self) -> int:
+        return sum(n.gpus for n in self.nodes)
+
+    @property
+    def max_gpus_per_node(self) -> int:
+        return max((n.gpus for n in self.nodes), default=0)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    # -- changes (copies) ---------------------------------------------------------------
+    def with_states(self, states: dict[str, NodeState]) -> Cluster:
+        """A copy with the administrative state of some nodes replaced (drain, down, resume)."""
+        for name in states:
+            self.index_of(name)
+        nodes = tuple(
+            Node(n.name, n.gpus, n.su, n.cpus, n.memory_gb, states[n.name], n.gpu_type)
+            if n.name in states else n
+            for n in self.nodes
+        )
+        return Cluster(self.name, nodes, self.units, self.spine)
+
+
+# -- presets ----------------------------------------------------------------------------
+
+def _units_of_slots(prefix: str, node_count: int, gpus: int, su_size: int,
+                    name_width: int, **node_kw: object) -> tuple[Node, ...]:
+    return tuple(
+        Node(f"{prefix}{i + 1:0{name_width}d}", gpus, f"su{i // su_size + 1}", **node_kw)  # type: ignore[arg-type]
+        for i in range(node_count)
+    )
+
+
+def superpod(units: int, *, name: str | None = None) -> Cluster:
+    """A DGX SuperPOD of ``units`` scalable units of 32 slots, one slot held by the fabric
+    manager: 32·units − 1 DGX H100 nodes named ``dgx001``…"""
+    if units < 1:
+        raise TopologyError(f"a SuperPOD needs at least one scalable unit, got {units}",
+                            field="cluster")
+    count = SU_SLOTS * units - 1
+    width = max(3, len(str(count)))
+    nodes = _units_of_slots("dgx", count, 8, SU_SLOTS, width)
+    return Cluster(name or f"superpod:{units}", nodes,
+                   tuple(f"su{i + 1}" for i in range(units)))
+
+
+def gefion() -> Cluster:
+    """Denmark's Gefion: 191 DGX H100 nodes, 1,528 H100 GPUs, six scalable units."""
+    return superpod(6, name="gefion")
+
+
+def synthetic(nodes: int, gpus_per_node: int, su_size: int = SU_SLOTS) -> Cluster:
+    """A homogeneous synthetic cluster for scale tests (``node00001``…)."""
+    if not 1 <= nodes <= MAX_SYNTHETIC_NODES:
+        raise TopologyError(f"synthetic clusters have 1..{MAX_SYNTHETIC_NODES} nodes, "
+                            f"got {nodes}", field="cluster")
+    if not 1 <= gpus_per_node <= MAX_SYNTHETIC_GPUS_PER_NODE:
+        raise TopologyError(f"synthetic nodes have 1..{MAX_SYNTHETIC_GPUS_PER_NODE} GPUs, "
+                            f"got {gpus_per_node}", field="cluster")
+    if su_size < 1:
+        raise TopologyError(f"scalable unit size must be >= 1, got {su_size}", field="cluster")
+    width = max(5, len(str(nodes)))
+    node_tuple = _units_of_slots("node", nodes, gpus_per_node, su_size, width)
+    units = tuple(dict.fromkeys(n.su for n in node_tuple))
+    suffix = f":{su_size}" if su_size != SU_SLOTS else ""
+    return Cluster(f"synthetic:{nodes}x{gpus_per_node}{suffix}", node_tuple, units)
+
+
+_SUPERPOD = re.compile(r"superpod:(\d+)")
+_SYNTHETIC = re.compile(r"synthetic:(\d+)x(\d+)(?::(\d+))?")
+PRESET_NAMES: Sequence[str] = ("gefion", "superpod:N", "synthetic:NODESxGPUS[:SU_SIZE]")
+
+
+def is_preset(name: str) -> bool:
+    return name == "gefion" or bool(_SUPERPOD.fullmatch(name) or _SYNTHETIC.fullmatch(name))
+
+
+def preset(name: str) -> Cluster:
+    """The cluster a preset name describes; :class:`TopologyError` for an unknown name."""
+    if name == "gefion":
+        return gefion()
+    if m := _SUPERPOD.fullmatch(name):
+        return superpod(int(m.group(1)))
+    if m := _SYNTHETIC.fullmatch(name):
+        su = int(m.group(3)) if m.group(3) else SU_SLOTS
+        return synthetic(int(m.group(1)), int(m.group(2)), su)
+    raise TopologyError(
+        f"unknown cluster preset {name!r}; expected one of {', '.join(PRESET_NAMES)}",
+        field="cluster")
+
+
+def cluster_from_nodes(name: str, nodes: Iterable[Node], units: Sequence[str] = (),
+                       spine: str = "spine") -> Cluster:
+    return Cluster(name, tuple(nodes), tuple(units), spine)
