@@ -16,7 +16,7 @@ class PendingReason(StrEnum):
 
     PRIORITY = "PRIORITY"              # resources are free, but held for jobs ahead of it
     RESOURCES = "RESOURCES"            # not enough free GPUs in the shape it needs
-    RESERVATION = "RESERVATION"        # kept off nodes by an advance reservation / waits for its own
+    RESERVATION = "RESERVATION"        # kept off by an advance reservation, or waits for its own
     DEPENDENCY = "DEPENDENCY"          # a dependency is not (yet) satisfied
     DEPENDENCY_NEVER = "DEPENDENCY_NEVER"  # a dependency can no longer be satisfied
     GRANT_EXHAUSTED = "GRANT_EXHAUSTED"  # the project has no active grant with hours left

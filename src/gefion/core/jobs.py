@@ -149,6 +149,11 @@ class JobSpec:
     exclusive: bool = False  # whole nodes, no other job beside it
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "same_su", TopologyConstraint(self.same_su))
+        except ValueError:
+            raise SpecError(f"must be 'required' or 'preferred', got {self.same_su!r}",
+                            field="same_su") from None
         if not isinstance(self.gpus, int) or isinstance(self.gpus, bool) or self.gpus < 0:
             raise SpecError(f"must be a whole number >= 0, got {self.gpus!r}", field="gpus")
         if not isinstance(self.time_limit_s, int) or self.time_limit_s <= 0:

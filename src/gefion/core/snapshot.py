@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gefion.core.errors import GefionError
+from gefion.core.grants import grant_balances
 from gefion.core.jobs import Job, JobSpec, JobState, Shape
 from gefion.core.reservations import Reservation
 from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
@@ -139,30 +140,3 @@ def build_snapshot(
         exit_codes=exit_codes,
         as_of_s=now,
     )
-
-
-def grant_balances(projects: Mapping[str, Project], grants: Iterable[Grant],
-                   charged_gpu_s: Mapping[str, float], now: float) -> dict[str, float]:
-    """Remaining GPU-seconds in active grants for each metered project.
-
-    Charges are spent from grants in order of expiry (earliest first), counting only grants
-    that have started by ``now``; what is left in active grants is the balance.
-    """
-    by_project: dict[str, list[Grant]] = {}
-    for g in grants:
-        by_project.setdefault(g.project, []).append(g)
-    out: dict[str, float] = {}
-    for name, project in projects.items():
-        if not project.metered:
-            continue
-        left_to_charge = charged_gpu_s.get(name, 0.0)
-        balance = 0.0
-        for g in sorted(by_project.get(name, []), key=lambda g: (g.valid_to_s, g.id)):
-            if g.valid_from_s > now:
-                continue
-            spent = min(g.gpu_s, left_to_charge)
-            left_to_charge -= spent
-            if g.active(now):
-                balance += g.gpu_s - spent
-        out[name] = balance
-    return out

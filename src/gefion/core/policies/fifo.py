@@ -1,0 +1,29 @@
+"""``fifo``: strict first-in, first-out. Nothing starts ahead of a job that must wait."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gefion.core.policies.base import NoPreemption
+from gefion.core.priority import PriorityTable, Weights, factor_columns
+from gefion.core.snapshot import Snapshot
+
+
+def submit_order(snapshot: Snapshot, now: float) -> PriorityTable:
+    """Priority = seconds waited: the oldest submission first (factors still visible)."""
+    columns = factor_columns(snapshot, now, Weights())
+    submit = np.fromiter((p.submit_s for p in snapshot.pending), dtype=np.float64,
+                         count=len(snapshot.pending))
+    return PriorityTable([p.id for p in snapshot.pending], now - submit, columns)
+
+
+@dataclass(frozen=True)
+class Fifo(NoPreemption):
+    name: str = "fifo"
+    depth: int | None = 1
+    backfill: bool = False
+
+    def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable:
+        return submit_order(snapshot, now)

@@ -1,0 +1,105 @@
+"""Multifactor priority, like Slurm's ``priority/multifactor``, with every factor visible.
+
+priority = w_age·age + w_fairshare·fairshare + w_qos·qos + w_size·size + w_grant·grant
+
+Each factor is normalised to 0..1:
+
+* ``age``: time waiting since submit, ``min(1, wait / max_age_s)``;
+* ``fairshare``: the project/user factor of the decayed usage ledger (see docs/fairshare.md);
+* ``qos``: the job's QOS priority over the largest QOS priority;
+* ``size``: GPUs asked over the cluster's GPUs (large jobs gain, so they are not starved);
+* ``grant``: 1 when the project is unmetered or has grant hours left, else 0 (such a job
+  can only run in a QOS that charges nothing).
+
+Computed column-wise with numpy: a cycle over 10,000 pending jobs must stay cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gefion.core.decisions import PriorityFactors
+from gefion.core.snapshot import PendingJob, Snapshot
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    age: float = 1_000.0
+    fairshare: float = 10_000.0
+    qos: float = 5_000.0
+    size: float = 500.0
+    grant: float = 1_000.0
+    max_age_s: float = 7 * 86_400.0
+
+
+class PriorityTable(Mapping[str, PriorityFactors]):
+    """Priority and factor columns for the pending jobs of a snapshot, in snapshot order.
+
+    Behaves as a read-only mapping job id → :class:`PriorityFactors`, built lazily so that a
+    cycle over many jobs does not create an object per job.
+    """
+
+    def __init__(self, ids: Sequence[str], priority: FloatArray,
+                 columns: Mapping[str, FloatArray]) -> None:
+        self.ids = list(ids)
+        self.priority = priority
+        self.columns = columns
+        self._pos = {job_id: i for i, job_id in enumerate(self.ids)}
+
+    def __getitem__(self, job_id: str) -> PriorityFactors:
+        i = self._pos[job_id]
+        c = self.columns
+        return PriorityFactors(float(self.priority[i]), float(c["age"][i]),
+                               float(c["fairshare"][i]), float(c["qos"][i]),
+                               float(c["size"][i]), float(c["grant"][i]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def factor_columns(snapshot: Snapshot, now: float, weights: Weights) -> dict[str, FloatArray]:
+    """The normalised factor columns (age, fairshare, qos, size, grant) of pending jobs."""
+    pending: Sequence[PendingJob] = snapshot.pending
+    n = len(pending)
+    submit = np.fromiter((p.submit_s for p in pending), dtype=np.float64, count=n)
+    age = np.clip((now - submit) / weights.max_age_s, 0.0, 1.0)
+    fs_cache: dict[tuple[str, str], float] = {}
+    fs = snapshot.fairshare
+
+    def fair(p: PendingJob) -> float:
+        key = (p.spec.project, p.spec.user)
+        v = fs_cache.get(key)
+        if v is None:
+            v = fs_cache[key] = fs.factor(*key)
+        return v
+
+    fairshare = np.fromiter((fair(p) for p in pending), dtype=np.float64, count=n)
+    top_qos = max((q.priority for q in snapshot.qos.values()), default=0.0) or 1.0
+    qos_value = {name: q.priority / top_qos for name, q in snapshot.qos.items()}
+    default_q = qos_value.get("normal", 0.0)
+    qos = np.fromiter((qos_value.get(p.spec.qos, default_q) for p in pending),
+                      dtype=np.float64, count=n)
+    total = max(1, snapshot.cluster.total_gpus)
+    size = np.fromiter((p.spec.gpus for p in pending), dtype=np.float64, count=n) / total
+    left = snapshot.grant_left_gpu_s
+    grant = np.fromiter((0.0 if left.get(p.spec.project, 1.0) <= 0 else 1.0 for p in pending),
+                        dtype=np.float64, count=n)
+    return {"age": age, "fairshare": fairshare, "qos": qos, "size": np.minimum(size, 1.0),
+            "grant": grant}
+
+
+def multifactor(snapshot: Snapshot, now: float, weights: Weights) -> PriorityTable:
+    c = factor_columns(snapshot, now, weights)
+    priority = (weights.age * c["age"] + weights.fairshare * c["fairshare"]
+                + weights.qos * c["qos"] + weights.size * c["size"]
+                + weights.grant * c["grant"])
+    return PriorityTable([p.id for p in snapshot.pending], priority, c)

@@ -1,0 +1,109 @@
+"""Every job that does not start carries a structured reason (table-driven)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from gefion.core.jobs import Dependency, JobState
+from gefion.core.reservations import Reservation
+from gefion.core.tenancy import QOS, Grant, Project
+from gefion.core.topology import NodeState, preset
+
+from tests.core.builders import cycle, finished, pending, reasons, running
+
+SMALL = preset("synthetic:4x8:2")  # node00001..4, su1 = 1-2, su2 = 3-4
+FULL = {f"node0000{i}": 8 for i in range(1, 5)}
+
+
+@dataclass
+class Case:
+    name: str
+    jobs: list[Any]
+    expected: dict[str, str]
+    kw: dict[str, Any] = field(default_factory=dict)
+    cluster: Any = SMALL
+
+
+CASES = [
+    Case("held", [pending("j", 8, held=True)], {"j": "HELD"}),
+    Case("resources when the cluster is full",
+         [running("r", FULL), pending("j", 8)], {"j": "RESOURCES"}),
+    Case("priority when free GPUs are planned for a job ahead",
+         [running("r", {"node00001": 8, "node00002": 8, "node00003": 8}, 100),
+          pending("big", 32, 100, submit=0), pending("long", 8, 1000, submit=1)],
+         {"big": "RESOURCES", "long": "PRIORITY"}),
+    Case("dependency on a running job",
+         [running("r", {"node00001": 8}), pending("j", 8, depends_on=Dependency.parse("afterok:r"))],
+         {"j": "DEPENDENCY"}),
+    Case("afterok on a failed job can never be met",
+         [finished("f", JobState.FAILED, 1),
+          pending("j", 8, depends_on=Dependency.parse("afterok:f"))],
+         {"j": "DEPENDENCY_NEVER"}),
+    Case("afternotok on a completed job can never be met",
+         [finished("f", JobState.COMPLETED),
+          pending("j", 8, depends_on=Dependency.parse("afternotok:f"))],
+         {"j": "DEPENDENCY_NEVER"}),
+    Case("singleton waits for the running one of the same name and user",
+         [running("r", {"node00001": 8}, name="train", user="u",
+                  depends_on=Dependency.parse("singleton")),
+          pending("j", 8, name="train", user="u", depends_on=Dependency.parse("singleton"))],
+         {"j": "DEPENDENCY"}),
+    Case("grant exhausted",
+         [pending("j", 8, project="lab")], {"j": "GRANT_EXHAUSTED"},
+         {"projects": {"lab": Project("lab", metered=True)},
+          "grants": [Grant("g1", "lab", 10.0)], "charged_gpu_s": {"lab": 36_000.0}}),
+    Case("QOS time limit",
+         [pending("j", 8, 7200, qos="short")], {"j": "QOS_LIMIT"},
+         {"qos": {"normal": QOS("normal"), "short": QOS("short", max_time_limit_s=3600)}}),
+    Case("project GPU limit counts running jobs",
+         [running("r", {"node00001": 8}, project="lab"), pending("j", 8, project="lab")],
+         {"j": "PROJECT_LIMIT"}, {"projects": {"lab": Project("lab", max_gpus=12)}}),
+    Case("nodes down",
+         [pending("j", 32)], {"j": "NODES_DOWN"}, {},
+         SMALL.with_states({"node00004": NodeState.DOWN})),
+    Case("reservation keeps others off its nodes",
+         [running("r", {"node00001": 8, "node00002": 8}), pending("j", 16, project="other")],
+         {"j": "RESERVATION"},
+         {"reservations": [Reservation("wx", ("node00003", "node00004"), 0, 7200,
+                                       projects=frozenset({"weather"}))]}),
+    Case("a job waiting for its reservation window",
+         [pending("j", 8, 600, project="weather", reservation="wx")], {"j": "RESERVATION"},
+         {"reservations": [Reservation("wx", ("node00003",), 3600, 7200)]}),
+    Case("unknown reservation",
+         [pending("j", 8, reservation="nope")], {"j": "RESERVATION"}),
+    Case("request too large for the cluster",
+         [pending("j", 40)], {"j": "UNSATISFIABLE"}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_reason(case: Case) -> None:
+    _, result = cycle(case.cluster, case.jobs, **case.kw)
+    got = reasons(result)
+    assert {k: got.get(k) for k in case.expected} == case.expected
+
+
+def test_topology_reason_named_when_only_one_unit_is_required() -> None:
+    jobs = [running("r", {"node00001": 8, "node00003": 8}),
+            pending("j", 16, same_su="required")]
+    _, result = cycle(SMALL, jobs)
+    assert reasons(result)["j"] == "TOPOLOGY"
+
+
+def test_planned_start_is_given_where_the_plan_has_one() -> None:
+    jobs = [running("r", FULL, 500), pending("j", 8, 100)]
+    _, result = cycle(SMALL, jobs, 100.0)
+    v = result.verdict("j")
+    assert v is not None and v.planned_start_s == 500.0
+
+
+def test_priority_factors_are_visible_for_every_pending_job() -> None:
+    jobs = [running("r", FULL), pending("a", 8, submit=0), pending("b", 16, submit=50)]
+    _, result = cycle(SMALL, jobs, 100.0)
+    a, b = result.factors["a"], result.factors["b"]
+    assert a.age > b.age and b.size > a.size
+    assert a.priority == pytest.approx(
+        1000 * a.age + 10_000 * a.fairshare + 5000 * a.qos + 500 * a.size + 1000 * a.grant)
