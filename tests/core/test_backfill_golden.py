@@ -34,7 +34,6 @@ import pytest
 
 from gefion.core.jobs import Job, JobSpec, JobState
 from gefion.core.topology import preset
-
 from tests.core.builders import cycle
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from gefion.core.topology import preset
-
 from tests.core.builders import cycle, pending, reasons, running, started
 
 SMALL = preset("synthetic:4x8:2")

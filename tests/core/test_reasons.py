@@ -11,7 +11,6 @@ from gefion.core.jobs import Dependency, JobState
 from gefion.core.reservations import Reservation
 from gefion.core.tenancy import QOS, Grant, Project
 from gefion.core.topology import NodeState, preset
-
 from tests.core.builders import cycle, finished, pending, reasons, running
 
 SMALL = preset("synthetic:4x8:2")  # node00001..4, su1 = 1-2, su2 = 3-4
@@ -36,7 +35,8 @@ CASES = [
           pending("big", 32, 100, submit=0), pending("long", 8, 1000, submit=1)],
          {"big": "RESOURCES", "long": "PRIORITY"}),
     Case("dependency on a running job",
-         [running("r", {"node00001": 8}), pending("j", 8, depends_on=Dependency.parse("afterok:r"))],
+         [running("r", {"node00001": 8}),
+          pending("j", 8, depends_on=Dependency.parse("afterok:r"))],
          {"j": "DEPENDENCY"}),
     Case("afterok on a failed job can never be met",
          [finished("f", JobState.FAILED, 1),

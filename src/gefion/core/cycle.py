@@ -8,15 +8,19 @@ cycle start and returns decisions, reasons and ETAs:
 3. **place** — in priority order, start each job that fits now
    (:mod:`gefion.core.placement`), respecting the planned starts of jobs ahead of it;
 4. **plan** — a job that cannot start gets a planned start in the availability profile,
-   for the first ``policy.depth`` such jobs (1 = EASY, None = conservative); the plan is a
-   block in the profile, so later jobs start early (backfill) only if they delay no plan;
+   for the first ``policy.depth`` such jobs (1 = EASY, None = conservative); the plan is
+   held in the profile, so later jobs start early (backfill) only if they delay no plan;
 5. **preempt** — a job that may preempt and still cannot start evicts the cheapest set of
-   whole jobs that frees a good placement, with a grace period.
+   whole jobs that frees a good placement, with a grace period (:mod:`.preemption`).
 
-The cycle is pure: same snapshot, ``now`` and policy, same result.
+The cycle is pure: same snapshot, ``now`` and policy, same result. It is also the hot path
+of both bodies, so the common case (a job that plainly cannot start) costs a few dictionary
+look-ups, and failed fits are memoised by shape (see :class:`FailureMemo`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Hashable
 
 import numpy as np
 
@@ -31,6 +35,7 @@ from gefion.core.decisions import (
 from gefion.core.filters import reject, singleton_owners
 from gefion.core.jobs import TopologyConstraint
 from gefion.core.planner import Request, earliest_fit, fit_at
+from gefion.core.plans import Plan, PlanProfile
 from gefion.core.policies.base import Policy
 from gefion.core.preemption import choose_victims
 from gefion.core.profile import Availability, Block, BoolArray, IntArray, reservation_blocks
@@ -39,7 +44,30 @@ from gefion.core.snapshot import PendingJob, Snapshot
 #: A running job past its time limit is about to be killed: expect its GPUs back this soon.
 OVERDUE_S = 1.0
 
-_PREEMPT_FOR = frozenset({PendingReason.RESOURCES, PendingReason.TOPOLOGY})
+_PREEMPT_FOR = frozenset({PendingReason.RESOURCES, PendingReason.TOPOLOGY,
+                          PendingReason.NODES_DOWN})
+_REQUIRED = TopologyConstraint.REQUIRED
+
+
+class FailureMemo:
+    """Shapes that failed a question this cycle, per class key.
+
+    If a job of ``g`` GPUs × ``n`` nodes for ``d`` seconds did not fit, no job of the same
+    class key asking at least as much in every dimension will: within a cycle, starts and
+    plans only ever take capacity away.
+    """
+
+    def __init__(self) -> None:
+        self._failed: dict[tuple[str, object], list[tuple[int, int, int]]] = {}
+
+    def failed(self, question: str, key: object, g: int, count: int, d: int) -> bool:
+        for fg, fc, fd in self._failed.get((question, key), ()):
+            if g >= fg and count >= fc and d >= fd:
+                return True
+        return False
+
+    def add(self, question: str, key: object, g: int, count: int, d: int) -> None:
+        self._failed.setdefault((question, key), []).append((g, count, d))
 
 
 class _Cycle:
@@ -58,24 +86,34 @@ class _Cycle:
         self.node_units: IntArray = np.asarray(cluster.node_units, dtype=np.int64)
         self.unit_count = len(cluster.units)
         self.up: BoolArray = np.asarray(up, dtype=np.bool_)
-        self.all_nodes: BoolArray = np.ones(len(capacity), dtype=np.bool_)
         self.node_projects: list[set[str]] = [set() for _ in capacity]
         self.project_gpus: dict[str, int] = {}
         self.user_qos_gpus: dict[tuple[str, str], int] = {}
         for r in snapshot.running:
-            end = max(r.expected_end_s, now + OVERDUE_S) if r.expected_end_s <= now \
-                else r.expected_end_s
+            end = r.expected_end_s if r.expected_end_s > now else now + OVERDUE_S
             for n, g in r.alloc:
                 self.avail.hold(n, g, end)
                 self.node_projects[n].add(r.spec.project)
             self._count(r.spec.project, r.spec.user, r.spec.qos, r.gpus)
         self.sensitive = frozenset(p for p, proj in snapshot.projects.items() if proj.sensitive)
         self.res_by_name = {r.name: r for r in snapshot.reservations}
+        # What sends a job down the slow path: anything but a plain job.
+        self.special_qos = frozenset(
+            q.name for q in snapshot.qos.values()
+            if q.max_time_limit_s is not None or q.max_gpus_per_user is not None)
+        self.exhausted = frozenset(p for p, left in snapshot.grant_left_gpu_s.items()
+                                   if left <= 0)
+        self.limited_projects = frozenset(
+            p.name for p in snapshot.projects.values() if p.max_gpus is not None)
         self.starts: list[Start] = []
         self.verdicts: list[Verdict] = []
         self.planned: dict[str, Placement] = {}
-        self.blocked: list[tuple[PendingJob, Request, PendingReason]] = []
+        self.blocked: list[tuple[int, PendingJob, tuple[object, ...]]] = []
+        self.requests: dict[str, Request] = {}
         self.rank: dict[str, int] = {}
+        self.memo = FailureMemo()
+        self.no_plans = PlanProfile(len(capacity))
+        self._down_cache: dict[tuple[int, int], bool] = {}
 
     # -- bookkeeping --------------------------------------------------------------------
     def _count(self, project: str, user: str, qos: str, gpus: int) -> None:
@@ -93,6 +131,7 @@ class _Cycle:
                     mask[self.node_index[name]] = True
             allowed = allowed & mask
         if self.sensitive:
+            # Sensitive projects share nodes with no other project, in both directions.
             project = job.spec.project
             if project in self.sensitive:
                 bad = [i for i, ps in enumerate(self.node_projects) if ps - {project}]
@@ -105,6 +144,9 @@ class _Cycle:
         return allowed
 
     def _request(self, job: PendingJob) -> Request:
+        req = self.requests.get(job.id)
+        if req is not None:
+            return req
         assert job.shape is not None
         reservations = self.snap.reservations
         if reservations:
@@ -119,62 +161,89 @@ class _Cycle:
         else:
             def res_blocks(start: float, end: float) -> list[Block]:
                 return []
-        return Request(job.id, job.shape.nodes, job.shape.gpus_per_node,
-                       float(job.spec.time_limit_s), self._allowed(job),
-                       job.spec.same_su is TopologyConstraint.REQUIRED, res_blocks,
-                       reservations)
+        req = Request(job.id, job.shape.nodes, job.shape.gpus_per_node,
+                      float(job.spec.time_limit_s), self._allowed(job),
+                      job.spec.same_su is _REQUIRED, res_blocks, reservations)
+        self.requests[job.id] = req
+        return req
 
-    def _fit_now(self, req: Request, **kw: object) -> IntArray | None:
-        return fit_at(self.avail, req, self.now, self.node_units, self.unit_count, **kw)
+    def _fit_now(self, req: Request, *, plans: PlanProfile | None = None,
+                 with_reservations: bool = True) -> IntArray | None:
+        return fit_at(self.avail, req, self.now, self.node_units, self.unit_count,
+                      plans=plans, with_reservations=with_reservations)
 
     def _start(self, job: PendingJob, nodes: IntArray, backfilled: bool) -> None:
         assert job.shape is not None
         g = job.shape.gpus_per_node
         end = self.now + job.spec.time_limit_s
-        for n in nodes:
-            self.avail.hold(int(n), g, end)
-            self.node_projects[int(n)].add(job.spec.project)
+        for n in nodes.tolist():
+            self.avail.hold(n, g, end)
+            self.node_projects[n].add(job.spec.project)
         self._count(job.spec.project, job.spec.user, job.spec.qos, job.shape.gpus)
         self.starts.append(Start(job.id, self._placement(nodes, g), backfilled))
+        self.requests.clear()  # allowed masks depend on who runs where (sensitive projects)
 
     def _placement(self, nodes: IntArray, gpus: int) -> Placement:
-        return Placement(tuple((self.names[int(n)], gpus) for n in nodes))
+        return Placement(tuple((self.names[n], gpus) for n in nodes.tolist()))
 
     # -- reasons ------------------------------------------------------------------------
-    def _why_not(self, job: PendingJob, req: Request) -> PendingReason:
-        """Why a job that passed the filters cannot start now."""
-        g, count = req.gpus_per_node, req.nodes
-        res = self.res_by_name.get(job.spec.reservation or "")
-        if res is not None and res.window_at(self.now) is None:
-            return PendingReason.RESERVATION
-        if self.avail.count_ge(g) < count:
+    def _class_key(self, job: PendingJob) -> tuple[object, ...]:
+        """Jobs with equal keys may use the same nodes (same reservations, same neighbours,
+        same topology constraint): the scope of :class:`FailureMemo`."""
+        spec = job.spec
+        admitted: tuple[bool, ...] = ()
+        if self.snap.reservations:
+            admitted = tuple(r.admits(spec.project, spec.user, spec.reservation)
+                             for r in self.snap.reservations)
+        return (spec.reservation, admitted, spec.project if self.sensitive else None,
+                spec.same_su is _REQUIRED)
+
+    def _nodes_down(self, g: int, count: int) -> bool:
+        """Would the job fit the cluster if every drained or down node were up?"""
+        cached = self._down_cache.get((g, count))
+        if cached is None:
             cap = self.avail.capacity
-            if int(np.count_nonzero((cap >= g) & self.up)) < count <= int(
-                    np.count_nonzero(cap >= g)):
-                return PendingReason.NODES_DOWN
-            return PendingReason.RESOURCES
-        if self._fit_now(req, block_filter=lambda b: b.owner.startswith("reservation:")) \
-                is not None:
-            return PendingReason.PRIORITY
-        if self._fit_now(req, with_reservations=False,
-                         block_filter=lambda b: False) is not None:
-            return PendingReason.RESERVATION
-        if req.one_unit:
-            loose = Request(req.job_id, req.nodes, req.gpus_per_node, req.duration_s,
-                            req.allowed, False, req.reservation_blocks, req.reservations)
-            if self._fit_now(loose) is not None:
+            cached = int(np.count_nonzero((cap >= g) & self.up)) < count <= int(
+                np.count_nonzero(cap >= g))
+            self._down_cache[(g, count)] = cached
+        return cached
+
+    def _why_not(self, job: PendingJob, key: tuple[object, ...]) -> PendingReason:
+        """Why a job that passed the filters cannot start now."""
+        assert job.shape is not None
+        g, count, d = job.shape.gpus_per_node, job.shape.nodes, job.spec.time_limit_s
+        if job.spec.reservation is not None:
+            res = self.res_by_name[job.spec.reservation]
+            if res.window_at(self.now) is None:
+                return PendingReason.RESERVATION
+        if self.avail.count_ge(g) < count:
+            return PendingReason.NODES_DOWN if self._nodes_down(g, count) \
+                else PendingReason.RESOURCES
+        memo = self.memo
+        if not memo.failed("priority", key, g, count, d):
+            if self._fit_now(self._request(job), plans=self.no_plans) is not None:
+                return PendingReason.PRIORITY
+            memo.add("priority", key, g, count, d)
+        if not memo.failed("reservation", key, g, count, d):
+            if self._fit_now(self._request(job), with_reservations=False,
+                             plans=self.no_plans) is not None:
+                return PendingReason.RESERVATION
+            memo.add("reservation", key, g, count, d)
+        if key[-1] and not memo.failed("topology", key, g, count, d):
+            if self._fit_now(self._request(job).loosened()) is not None:
                 return PendingReason.TOPOLOGY
+            memo.add("topology", key, g, count, d)
         return PendingReason.RESOURCES
 
     def _over_limit(self, job: PendingJob) -> Verdict | None:
         assert job.shape is not None
         project = self.snap.projects.get(job.spec.project)
         gpus = job.shape.gpus
+        held = self.project_gpus.get(job.spec.project, 0)
         if project is not None and project.max_gpus is not None and \
-                self.project_gpus.get(project.name, 0) + gpus > project.max_gpus:
+                held + gpus > project.max_gpus:
             return Verdict(job.id, PendingReason.PROJECT_LIMIT, None,
-                           f"project {project.name} holds {self.project_gpus.get(project.name, 0)}"
-                           f" of {project.max_gpus} GPUs")
+                           f"project {project.name} holds {held} of {project.max_gpus} GPUs")
         qos = self.snap.qos_of(job.spec.qos)
         if qos.max_gpus_per_user is not None and \
                 self.user_qos_gpus.get((job.spec.user, qos.name), 0) + gpus > \
@@ -185,90 +254,120 @@ class _Cycle:
 
     # -- the phases ---------------------------------------------------------------------
     def run(self) -> CycleResult:
-        snap, policy = self.snap, self.policy
+        snap, policy, avail, memo = self.snap, self.policy, self.avail, self.memo
         owners = singleton_owners(snap)
         res_names = frozenset(self.res_by_name)
-        table = policy.priorities(snap, self.now)
+        table = policy.priorities(snap, self.now)  # phase 2
         order = np.lexsort((np.arange(len(snap.pending)), -table.priority))
-        depth = policy.depth
+        depth, backfill, preemption = policy.depth, policy.backfill, policy.preemption
         plans = 0
         blocked_any = False
         last_plan = self.now
+        pending, verdicts = snap.pending, self.verdicts
+        special_qos, exhausted = self.special_qos, self.exhausted
+        limited = self.limited_projects | self.special_qos
+        plain_keys = not (snap.reservations or self.sensitive)
+        count_ge = avail.count_ge
         for rank, i in enumerate(order.tolist()):
-            job = snap.pending[i]
-            self.rank[job.id] = rank
-            rejection = reject(job, snap, owners, res_names)  # phase 1
-            if rejection is not None:
-                self.verdicts.append(Verdict(job.id, rejection.reason, None, rejection.detail))
-                continue
-            limited = self._over_limit(job)
-            if limited is not None:
-                self.verdicts.append(limited)
-                continue
-            req = self._request(job)
-            strict_wait = blocked_any and not policy.backfill
-            if not strict_wait:  # phase 3: start now if it fits around every plan so far
-                nodes = self._fit_now(req)
-                if nodes is not None:
-                    self._start(job, nodes, backfilled=blocked_any)
+            job = pending[i]
+            spec, shape = job.spec, job.shape
+            # phase 1: the slow path only for jobs that are not plain
+            if shape is None or job.held or spec.depends_on or spec.reservation is not None \
+                    or spec.qos in special_qos or spec.project in exhausted:
+                rejection = reject(job, snap, owners, res_names)
+                if rejection is not None:
+                    verdicts.append(Verdict(job.id, rejection.reason, None, rejection.detail))
                     continue
-            reason = PendingReason.PRIORITY if strict_wait else self._why_not(job, req)
+            assert shape is not None
+            if spec.project in limited or spec.qos in limited:
+                over = self._over_limit(job)
+                if over is not None:
+                    verdicts.append(over)
+                    continue
+            g, count, d = shape.gpus_per_node, shape.nodes, spec.time_limit_s
+            key = (None, (), None, spec.same_su is _REQUIRED) if plain_keys \
+                else self._class_key(job)
+            if blocked_any and not backfill:
+                reason = PendingReason.PRIORITY  # strict order: nobody passes a waiting job
+            else:
+                # phase 3: start now if it fits around every plan made so far
+                if count_ge(g) >= count and not memo.failed("start", key, g, count, d):
+                    nodes = self._fit_now(self._request(job))
+                    if nodes is not None:
+                        self._start(job, nodes, backfilled=blocked_any)
+                        continue
+                    memo.add("start", key, g, count, d)
+                reason = self._why_not(job, key)
             blocked_any = True
             planned_start = None
             if depth is None or plans < depth:  # phase 4: plan it
-                fit = earliest_fit(self.avail, req, self.node_units, self.unit_count,
-                                   not_before=last_plan if not policy.backfill else self.now)
+                fit = earliest_fit(avail, self._request(job), self.node_units,
+                                   self.unit_count, not_before=self.now if backfill
+                                   else last_plan)
                 if fit is not None:
                     plans += 1
-                    planned_start = fit.start_s
-                    if not policy.backfill:
-                        last_plan = fit.start_s
-                    g = req.gpus_per_node
-                    for n in fit.nodes:
-                        self.avail.add_block(Block(fit.start_s, fit.start_s + req.duration_s,
-                                                   int(n), g, job.id))
+                    planned_start = last_plan = fit.start_s
+                    self.rank[job.id] = rank
+                    avail.add_plan(Plan(fit.start_s, fit.start_s + d,
+                                        tuple(fit.nodes.tolist()), g, job.id))
                     self.planned[job.id] = self._placement(fit.nodes, g)
-            self.verdicts.append(Verdict(job.id, reason, planned_start))
-            if reason in _PREEMPT_FOR:
-                self.blocked.append((job, req, reason))
-        preemptions = self._preempt() if policy.preemption else []
+            verdicts.append(Verdict(job.id, reason, planned_start))
+            if preemption and reason in _PREEMPT_FOR:
+                self.blocked.append((rank, job, key))
+        preemptions = self._preempt() if self.blocked else []
         return CycleResult(self.now, policy.name, tuple(self.starts), tuple(preemptions),
-                           tuple(self.verdicts), table, self.planned)
+                           tuple(verdicts), table, self.planned)
 
     def _preempt(self) -> list[Preemption]:
+        """Phase 5, in priority order over the jobs still waiting for resources."""
+        policy, memo, snap, now = self.policy, self.memo, self.snap, self.now
+        started = {s.job_id for s in self.starts}
+        pool = [r for r in snap.running if r.id not in started]
+        victim_keys = dict(zip((r.id for r in pool), policy.victim_keys(pool, snap, now),
+                               strict=True))
+        pool.sort(key=lambda v: (policy.victim_cost(v, now), -v.start_s, v.id))
+        keys = policy.preemptor_keys([job for _, job, _ in self.blocked], snap, now)
+        verdict_at = {v.job_id: k for k, v in enumerate(self.verdicts)}
         out: list[Preemption] = []
         taken: set[str] = set()
-        started = {s.job_id for s in self.starts}
-        verdict_at = {v.job_id: k for k, v in enumerate(self.verdicts)}
-        for job, req, _ in self.blocked:
-            candidates = [r for r in self.snap.running
-                          if r.id not in taken and r.id not in started
-                          and self.policy.may_preempt(job, r, self.snap, self.now)]
-            if not candidates:
+        classes: dict[Hashable, list[Hashable | None]] = {}  # preemptor key -> victim keys
+        for (rank, job, key), pkey in zip(self.blocked, keys, strict=True):
+            assert job.shape is not None
+            g, count, d = job.shape.gpus_per_node, job.shape.nodes, job.spec.time_limit_s
+            if pkey is None or memo.failed("preempt", (key, pkey), g, count, d):
                 continue
-            rank = self.rank[job.id]
-
-            def ahead(b: Block, rank: int = rank) -> bool:
-                # Only reservations and plans of jobs ahead of this one stand in its way.
-                return b.owner.startswith("reservation:") or self.rank.get(b.owner, rank) < rank
-            found = choose_victims(self.avail, req, candidates,
-                                   lambda v: self.policy.victim_cost(v, self.now),
+            evictable = classes.get(pkey)
+            if evictable is None:
+                evictable = classes[pkey] = [
+                    vk for vk in set(victim_keys.values()) if policy.may_preempt(pkey, vk)]
+            candidates = [v for v in pool if v.id not in taken
+                          and victim_keys[v.id] in evictable] if evictable else []
+            if not candidates:
+                memo.add("preempt", (key, pkey), g, count, d)
+                continue
+            self.rank[job.id] = rank
+            # Only the plans of jobs ahead of this one stand in its way.
+            ahead = PlanProfile.of(self.avail.n, (
+                p for p in self.avail.plans if self.rank.get(p.owner, rank) < rank))
+            found = choose_victims(self.avail, self._request(job), candidates,
                                    self.node_units, self.unit_count, ahead)
-            if found is None or not found[0]:
+            if found is None:
+                memo.add("preempt", (key, pkey), g, count, d)
                 continue
             victims, nodes = found
             grace = max(v.grace_s for v in victims)
+            planned = self.verdicts[verdict_at[job.id]].planned_start_s
+            if planned is not None and planned <= now + grace:
+                continue  # the plan already starts it as soon as eviction would
             for v in victims:
                 taken.add(v.id)
                 out.append(Preemption(v.id, v.grace_s, job.id, v.requeue))
-            start = self.now + grace
-            for n in nodes:
-                self.avail.add_block(Block(self.now, start + req.duration_s, int(n),
-                                           req.gpus_per_node, job.id))
-            self.planned[job.id] = self._placement(nodes, req.gpus_per_node)
-            k = verdict_at[job.id]
-            self.verdicts[k] = Verdict(job.id, PendingReason.PREEMPTING, start,
-                                       f"preempting {', '.join(v.id for v in victims)}")
+            start = now + grace
+            self.avail.add_plan(Plan(now, start + d, tuple(nodes.tolist()), g, job.id))
+            self.planned[job.id] = self._placement(nodes, g)
+            self.verdicts[verdict_at[job.id]] = Verdict(
+                job.id, PendingReason.PREEMPTING, start,
+                f"preempting {', '.join(v.id for v in victims)}")
         return out
 
 

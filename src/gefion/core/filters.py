@@ -55,7 +55,7 @@ def singleton_owners(snapshot: Snapshot) -> dict[tuple[str, str], str]:
     for r in snapshot.running:
         owners.setdefault((r.spec.name, r.spec.user), r.id)
     for p in snapshot.pending:  # snapshot order is submit order
-        if any(d.kind is DependencyKind.SINGLETON for d in p.spec.depends_on):
+        if p.spec.depends_on and any(d.kind is DependencyKind.SINGLETON for d in p.spec.depends_on):
             owners.setdefault((p.spec.name, p.spec.user), p.id)
     return owners
 

@@ -3,7 +3,8 @@
 :class:`Request` is one job's question — ``nodes`` × ``gpus_per_node`` for ``duration_s``,
 on the nodes it may use. :func:`fit_at` answers "can it run over ``[s, s + d)``, and on
 which nodes"; :func:`earliest_fit` walks the times at which the answer can change (GPU
-releases, ends of blocks, reservation window edges) and returns the first that works.
+releases, ends of plans, reservation window edges) and returns the first that works,
+jumping past times at which too few nodes can possibly be free.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gefion.core.placement import choose_nodes
+from gefion.core.plans import PlanProfile
 from gefion.core.profile import INF, Availability, Block, BoolArray, IntArray
 from gefion.core.reservations import Reservation
 
@@ -31,6 +33,11 @@ class Request:
     #: reservations whose window edges are candidate start times
     reservations: Sequence[Reservation] = ()
 
+    def loosened(self) -> Request:
+        """The same request without the one-unit requirement."""
+        return Request(self.job_id, self.nodes, self.gpus_per_node, self.duration_s,
+                       self.allowed, False, self.reservation_blocks, self.reservations)
+
 
 @dataclass(frozen=True, slots=True)
 class Fit:
@@ -38,69 +45,57 @@ class Fit:
     nodes: IntArray  # node indices, ascending
 
 
-def usable_at(avail: Availability, req: Request, start: float, *,
-              extra_free: IntArray | None = None,
-              block_filter: Callable[[Block], bool] | None = None,
-              with_reservations: bool = True) -> tuple[IntArray, IntArray]:
-    """Nodes that can hold ``req`` over ``[start, start + d)``, and their worst free GPUs."""
-    end = start + req.duration_s
-    g = req.gpus_per_node
-    tau = avail.tau_for(g)
-    if extra_free is None:
-        ok = req.allowed & (tau <= start)
-        free = avail.free if start <= avail.now else avail.base_free_all(start)
-    else:
-        free = avail.free + extra_free
-        ok = req.allowed & (free >= g) if start <= avail.now else req.allowed & (tau <= start)
-    extra = req.reservation_blocks(start, end) if with_reservations else []
-    blocks = avail.blocks_overlapping(start, end, extra)
-    if block_filter is not None:
-        blocks = {n: [b for b in bl if block_filter(b)] for n, bl in blocks.items()}
-    if blocks:
-        free = free.copy()
-        bonus = 0
-        for n, bl in blocks.items():
-            if not ok[n] or not bl:
-                continue
-            bonus = int(extra_free[n]) if extra_free is not None else 0
-            worst = avail.free_for(n, g, start, end, bl) + bonus
-            free[n] = worst
-            if worst < g:
-                ok[n] = False
-    return np.flatnonzero(ok), free
-
-
 def fit_at(avail: Availability, req: Request, start: float, node_units: IntArray,
-           unit_count: int, **kw: object) -> IntArray | None:
-    usable, free = usable_at(avail, req, start, **kw)  # type: ignore[arg-type]
-    return choose_nodes(usable, free, req.nodes, node_units, unit_count,
+           unit_count: int, *, plans: PlanProfile | None = None,
+           with_reservations: bool = True,
+           extra_free: IntArray | None = None) -> IntArray | None:
+    """Nodes for ``req`` over ``[start, start + d)``, or None if it does not fit then."""
+    end = start + req.duration_s
+    blocks = req.reservation_blocks(start, end) if with_reservations else []
+    ok, free = avail.usable(req.gpus_per_node, req.allowed, start, end, plans=plans,
+                            blocks=blocks, extra_free=extra_free)
+    return choose_nodes(np.flatnonzero(ok), free, req.nodes, node_units, unit_count,
                         one_unit=req.one_unit)
 
 
 def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_count: int,
                  *, not_before: float) -> Fit | None:
     """The first start ``>= not_before`` at which ``req`` fits, or None if it never does."""
-    tau = avail.tau_for(req.gpus_per_node)[req.allowed]
+    g = req.gpus_per_node
+    tau_all = avail.tau_for(g)
+    tau = tau_all[req.allowed]
     finite = np.sort(tau[np.isfinite(tau)])
     if len(finite) < req.nodes:
         return None
     lower = max(not_before, float(finite[req.nodes - 1]))
     times: set[float] = {lower}
     times.update(float(t) for t in finite if t > lower)
-    block_ends = [b.end_s for b in avail.blocks if b.end_s > lower]
-    times.update(block_ends)
-    last = max([lower, float(finite[-1]), *block_ends])
+    plan_edges = [t for t in avail.profile.times if t > lower]
+    times.update(plan_edges)
+    last = max([lower, float(finite[-1]), *plan_edges])
     horizon = last + req.duration_s + max(
         ((r.period_s or r.duration_s) for r in req.reservations), default=0.0) + 1.0
     for res in req.reservations:
-        for ws, we in res.windows(lower, horizon):
+        # Every window edge before the horizon, and at least the next window however far.
+        for k, (ws, we) in enumerate(res.windows(lower, INF)):
+            if k > 0 and ws >= horizon:
+                break
             times.update(t for t in (ws, we) if t >= lower)
+    room = avail.capacity - g
+    skip_to = lower
     for t in sorted(times):
         if t == INF:
             break
+        if t < skip_to:
+            continue
         if int(np.searchsorted(finite, t, side="right")) < req.nodes:
-            continue  # too few nodes free in the base, whatever the blocks
+            continue  # too few nodes free in the base, whatever the plans
         nodes = fit_at(avail, req, t, node_units, unit_count)
         if nodes is not None:
             return Fit(t, nodes)
+        # No start can succeed before N nodes are both released and past the plans that
+        # leave them no room: jump there.
+        ready = np.maximum(tau_all, avail.profile.blocked_until(t, t + req.duration_s, room))
+        ready = np.sort(ready[req.allowed])
+        skip_to = float(ready[req.nodes - 1])
     return None

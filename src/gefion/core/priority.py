@@ -69,36 +69,36 @@ class PriorityTable(Mapping[str, PriorityFactors]):
 def factor_columns(snapshot: Snapshot, now: float, weights: Weights) -> dict[str, FloatArray]:
     """The normalised factor columns (age, fairshare, qos, size, grant) of pending jobs."""
     pending: Sequence[PendingJob] = snapshot.pending
-    n = len(pending)
-    submit = np.fromiter((p.submit_s for p in pending), dtype=np.float64, count=n)
-    age = np.clip((now - submit) / weights.max_age_s, 0.0, 1.0)
-    fs_cache: dict[tuple[str, str], float] = {}
     fs = snapshot.fairshare
-
-    def fair(p: PendingJob) -> float:
-        key = (p.spec.project, p.spec.user)
-        v = fs_cache.get(key)
-        if v is None:
-            v = fs_cache[key] = fs.factor(*key)
-        return v
-
-    fairshare = np.fromiter((fair(p) for p in pending), dtype=np.float64, count=n)
     top_qos = max((q.priority for q in snapshot.qos.values()), default=0.0) or 1.0
     qos_value = {name: q.priority / top_qos for name, q in snapshot.qos.items()}
     default_q = qos_value.get("normal", 0.0)
-    qos = np.fromiter((qos_value.get(p.spec.qos, default_q) for p in pending),
-                      dtype=np.float64, count=n)
-    total = max(1, snapshot.cluster.total_gpus)
-    size = np.fromiter((p.spec.gpus for p in pending), dtype=np.float64, count=n) / total
     left = snapshot.grant_left_gpu_s
-    grant = np.fromiter((0.0 if left.get(p.spec.project, 1.0) <= 0 else 1.0 for p in pending),
-                        dtype=np.float64, count=n)
-    return {"age": age, "fairshare": fairshare, "qos": qos, "size": np.minimum(size, 1.0),
-            "grant": grant}
+    # One pass over the jobs; per (project, user) and per project values are looked up once.
+    fair: dict[tuple[str, str], float] = {}
+    grant: dict[str, float] = {}
+    rows = []
+    for p in pending:
+        spec = p.spec
+        key = (spec.project, spec.user)
+        f = fair.get(key)
+        if f is None:
+            f = fair[key] = fs.factor(*key)
+        gr = grant.get(spec.project)
+        if gr is None:
+            gr = grant[spec.project] = 0.0 if left.get(spec.project, 1.0) <= 0 else 1.0
+        rows.append((p.submit_s, f, qos_value.get(spec.qos, default_q), spec.gpus, gr))
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), 5)
+    total = max(1, snapshot.cluster.total_gpus)
+    return {"age": np.clip((now - table[:, 0]) / weights.max_age_s, 0.0, 1.0),
+            "fairshare": table[:, 1], "qos": table[:, 2],
+            "size": np.minimum(table[:, 3] / total, 1.0), "grant": table[:, 4],
+            "submit": table[:, 0]}
 
 
 def multifactor(snapshot: Snapshot, now: float, weights: Weights) -> PriorityTable:
     c = factor_columns(snapshot, now, weights)
+    c.pop("submit")
     priority = (weights.age * c["age"] + weights.fairshare * c["fairshare"]
                 + weights.qos * c["qos"] + weights.size * c["size"]
                 + weights.grant * c["grant"])

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gefion.core.plans import Plan, PlanProfile
 from gefion.core.reservations import Reservation
 
 INF = float("inf")
@@ -54,7 +55,8 @@ class Availability:
         self.free: IntArray = np.where(self.up, self.capacity, 0).astype(np.int64)
         self.releases: list[list[tuple[float, int]]] = [[] for _ in range(self.n)]
         self.tau: FloatArray = np.full((self.max_gpus + 1, self.n), INF)
-        self.blocks: list[Block] = []
+        self.plans: list[Plan] = []
+        self.profile = PlanProfile(self.n)
         self._dirty: set[int] = set(range(self.n))
         self._count_ge: list[int] | None = None
 
@@ -110,48 +112,67 @@ class Availability:
                               for g in range(self.max_gpus + 1)]
         return self._count_ge[gpus] if gpus <= self.max_gpus else 0
 
-    def base_free_at(self, node: int, t: float) -> int:
-        """Free GPUs of the base on ``node`` at time ``t``."""
-        free = int(self.free[node])
-        for rt, gpus in self.releases[node]:
-            if rt > t:
-                break
-            free += gpus
-        return min(free, int(self.capacity[node]))
-
     def base_free_all(self, t: float) -> IntArray:
         """Free GPUs of the base on every node at time ``t``."""
         self._refresh()
         free: IntArray = np.count_nonzero(self.tau[1:] <= t, axis=0).astype(np.int64)
         return free
 
-    def add_block(self, block: Block) -> None:
-        self.blocks.append(block)
+    # -- plans and windows --------------------------------------------------------------
+    def add_plan(self, plan: Plan) -> None:
+        """Hold ``plan`` in the profile: later jobs fit around it (backfill)."""
+        self.plans.append(plan)
+        self.profile.add(plan)
 
-    def blocks_overlapping(self, start: float, end: float,
-                           extra: Sequence[Block] = ()) -> dict[int, list[Block]]:
-        out: dict[int, list[Block]] = {}
-        for b in self.blocks:
-            if b.start_s < end and b.end_s > start:
-                out.setdefault(b.node, []).append(b)
-        for b in extra:
-            if b.start_s < end and b.end_s > start:
-                out.setdefault(b.node, []).append(b)
-        return out
+    def usable(self, gpus: int, allowed: BoolArray, start: float, end: float, *,
+               plans: PlanProfile | None = None, blocks: Sequence[Block] = (),
+               extra_free: IntArray | None = None) -> tuple[BoolArray, IntArray]:
+        """Nodes that can give ``gpus`` over ``[start, end)``, and their worst free GPUs.
 
-    def free_for(self, node: int, gpus: int, start: float, end: float,
-                 blocks: Sequence[Block]) -> int:
-        """The fewest GPUs free on ``node`` over ``[start, end)`` after ``blocks``.
-
-        The base only grows, so the minimum is reached at ``start`` or where a block begins.
+        ``plans`` defaults to every plan so far (pass an empty profile to ignore them);
+        ``blocks`` are extra holds for this job only (advance reservations); ``extra_free``
+        adds GPUs per node now (those of jobs being preempted).
         """
-        checkpoints = {start}
-        checkpoints.update(b.start_s for b in blocks if start < b.start_s < end)
-        worst = 1 << 30
-        for t in checkpoints:
-            held = sum(b.gpus for b in blocks if b.start_s <= t < b.end_s)
-            worst = min(worst, self.base_free_at(node, t) - held)
-        return worst
+        plans = self.profile if plans is None else plans
+        if start <= self.now:
+            free = self.free if extra_free is None else self.free + extra_free
+            ok = allowed & (free >= gpus)
+        else:
+            free = self.base_free_all(start)
+            ok = allowed & (free >= gpus)
+        window = plans.window(start, end)
+        if window is not None:
+            rows, row_starts = window
+            worst = free - rows.max(axis=0)
+            # The base grows with time: a node that fails against its worst hold may still
+            # fit if GPUs come back before the hold begins. Check those exactly.
+            unsure = np.flatnonzero(ok & (worst < gpus) & (rows.max(axis=0) > 0))
+            if len(unsure) and len(row_starts) > 1:
+                self._refresh()
+                taus = self.tau[1:, unsure]
+                exact = np.full(len(unsure), 1 << 30, dtype=np.int64)
+                for k, t in enumerate(row_starts.tolist()):
+                    base = np.count_nonzero(taus <= t, axis=0)
+                    if extra_free is not None:
+                        base = base + extra_free[unsure]
+                    exact = np.minimum(exact, base - rows[k, unsure])
+                worst[unsure] = exact
+            free = worst
+            ok = ok & (free >= gpus)
+        if blocks:
+            free = free.copy()
+            by_node: dict[int, list[Block]] = {}
+            for b in blocks:
+                if b.start_s < end and b.end_s > start:
+                    by_node.setdefault(b.node, []).append(b)
+            for n, bl in by_node.items():
+                if ok[n]:
+                    held = max(sum(b.gpus for b in bl if b.start_s <= t < b.end_s)
+                               for t in {start, *(b.start_s for b in bl if b.start_s > start)})
+                    free[n] = min(int(free[n]), int(self.capacity[n]) - held)
+                    if free[n] < gpus:
+                        ok[n] = False
+        return ok, free
 
 
 def reservation_blocks(reservations: Sequence[Reservation], node_index: dict[str, int],

@@ -43,8 +43,9 @@ def accrual_weight(start_s: float, end_s: float, as_of_s: float, half_life_s: fl
     """
     at_end = decay_factor(as_of_s - end_s, half_life_s)
     x = math.log(2.0) * (end_s - start_s) / half_life_s  # λ·d, dimensionless
-    if x == 0.0:
-        return at_end
+    if x < 1e-9:
+        # Series of (1 - e^-x)/x; also keeps subnormal x (tiny intervals) exact.
+        return at_end * (1.0 - x / 2.0)
     return at_end * -math.expm1(-x) / x
 
 

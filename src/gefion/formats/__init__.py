@@ -1,0 +1,1 @@
+"""Input formats: YAML with line numbers, hostlists, topology files and the plan file."""

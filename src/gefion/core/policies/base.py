@@ -2,13 +2,16 @@
 
 A policy orders pending jobs (``priorities``), says how far ahead the plan reserves
 (``depth``: 0 = no reservations, 1 = EASY, ``None`` = conservative), whether later jobs may
-start ahead of a blocked one (``backfill``), and which running jobs a waiting job may evict
-(``may_preempt``, ``victim_cost``). Placement, planning and preemption mechanics live in the
-cycle and are shared by every policy.
+start ahead of a blocked one (``backfill``), and who may evict whom. Preemption is described
+by classes, so the cycle can group victims once per cycle: ``preemptor_keys`` and
+``victim_keys`` put jobs in classes (None: never preempts / never evicted), and
+``may_preempt`` says which class may evict which; ``victim_cost`` orders victims, cheapest
+first. Placement, planning and preemption mechanics live in the cycle and are shared.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,8 +34,13 @@ class Policy(Protocol):
 
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable: ...
 
-    def may_preempt(self, job: PendingJob, victim: RunningJob, snapshot: Snapshot,
-                    now: float) -> bool: ...
+    def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,
+                       now: float) -> list[Hashable | None]: ...
+
+    def victim_keys(self, victims: Sequence[RunningJob], snapshot: Snapshot,
+                    now: float) -> list[Hashable | None]: ...
+
+    def may_preempt(self, preemptor_key: Hashable, victim_key: Hashable | None) -> bool: ...
 
     def victim_cost(self, victim: RunningJob, now: float) -> float: ...
 
@@ -43,8 +51,15 @@ class NoPreemption:
 
     preemption: bool = False
 
-    def may_preempt(self, job: PendingJob, victim: RunningJob, snapshot: Snapshot,
-                    now: float) -> bool:
+    def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,
+                       now: float) -> list[Hashable | None]:
+        return [None] * len(jobs)
+
+    def victim_keys(self, victims: Sequence[RunningJob], snapshot: Snapshot,
+                    now: float) -> list[Hashable | None]:
+        return [None] * len(victims)
+
+    def may_preempt(self, preemptor_key: Hashable, victim_key: Hashable | None) -> bool:
         return False
 
     def victim_cost(self, victim: RunningJob, now: float) -> float:

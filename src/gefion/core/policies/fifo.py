@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from gefion.core.policies.base import NoPreemption
 from gefion.core.priority import PriorityTable, Weights, factor_columns
 from gefion.core.snapshot import Snapshot
@@ -14,8 +12,7 @@ from gefion.core.snapshot import Snapshot
 def submit_order(snapshot: Snapshot, now: float) -> PriorityTable:
     """Priority = seconds waited: the oldest submission first (factors still visible)."""
     columns = factor_columns(snapshot, now, Weights())
-    submit = np.fromiter((p.submit_s for p in snapshot.pending), dtype=np.float64,
-                         count=len(snapshot.pending))
+    submit = columns.pop("submit")
     return PriorityTable([p.id for p in snapshot.pending], now - submit, columns)
 
 

@@ -4,6 +4,7 @@ own QOS names in ``preempts``)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 from gefion.core.policies.base import lost_work_gpu_s
@@ -22,11 +23,22 @@ class GefionPolicy:
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable:
         return multifactor(snapshot, now, self.weights)
 
-    def may_preempt(self, job: PendingJob, victim: RunningJob, snapshot: Snapshot,
-                    now: float) -> bool:
-        if not victim.preemptible:
-            return False
-        return victim.spec.qos in snapshot.qos_of(job.spec.qos).preempts
+    def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,
+                       now: float) -> list[Hashable | None]:
+        # The QOS decides: a job may preempt the QOS its own QOS lists.
+        keys: dict[str, frozenset[str] | None] = {}
+        for name, qos in snapshot.qos.items():
+            keys[name] = qos.preempts or None
+        default = keys.get("normal")
+        return [keys.get(j.spec.qos, default) for j in jobs]
+
+    def victim_keys(self, victims: Sequence[RunningJob], snapshot: Snapshot,
+                    now: float) -> list[Hashable | None]:
+        return [v.spec.qos if v.preemptible else None for v in victims]
+
+    def may_preempt(self, preemptor_key: Hashable, victim_key: Hashable | None) -> bool:
+        assert isinstance(preemptor_key, frozenset)
+        return victim_key in preemptor_key
 
     def victim_cost(self, victim: RunningJob, now: float) -> float:
         return lost_work_gpu_s(victim, now)

@@ -10,6 +10,7 @@ waited that long back to the first queue, against starvation.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,14 +54,22 @@ class Las:
         pending = snapshot.pending
         queue = np.fromiter((self._pending_queue(p, now) for p in pending), dtype=np.float64,
                             count=len(pending))
-        submit = np.fromiter((p.submit_s for p in pending), dtype=np.float64,
-                             count=len(pending))
+        submit = columns.pop("submit")
         priority = -queue * QUEUE_STEP + (now - submit)
         return PriorityTable([p.id for p in pending], priority, columns)
 
-    def may_preempt(self, job: PendingJob, victim: RunningJob, snapshot: Snapshot,
-                    now: float) -> bool:
-        return self._running_queue(victim, now) > self._pending_queue(job, now)
+    def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,
+                       now: float) -> list[Hashable | None]:
+        return [self._pending_queue(j, now) for j in jobs]
+
+    def victim_keys(self, victims: Sequence[RunningJob], snapshot: Snapshot,
+                    now: float) -> list[Hashable | None]:
+        return [self._running_queue(v, now) for v in victims]
+
+    def may_preempt(self, preemptor_key: Hashable, victim_key: Hashable | None) -> bool:
+        # Only jobs with more attained service (a later queue) are evicted.
+        assert isinstance(preemptor_key, int)
+        return isinstance(victim_key, int) and victim_key > preemptor_key
 
     def victim_cost(self, victim: RunningJob, now: float) -> float:
         return lost_work_gpu_s(victim, now)

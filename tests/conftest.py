@@ -1,0 +1,34 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+GefionRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run_gefion() -> GefionRunner:
+    """Run the real ``gefion`` command in a child process, as a user's shell would.
+
+    ``run_gefion("plan", path, "--json")`` returns the completed process (``returncode``,
+    ``stdout``, ``stderr`` as text). No stdin, as in CI; a wide terminal so Rich tables are
+    not wrapped; a timeout so a hang fails the test instead of the whole run.
+    """
+
+    def run(*args: str | Path, cwd: Path | None = None,
+            timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+        return subprocess.run(
+            [sys.executable, "-m", "gefion.cli.main", *map(str, args)],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+            timeout=timeout_s, check=False,
+        )
+
+    return run
