@@ -37,14 +37,14 @@ def plan(
                           "policy."),
     ] = None,
     depth: Annotated[
-        int | None,
-        typer.Option("--depth", metavar="N", min=0, show_default=False,
-                     help="Reservation depth of the backfill: 1 = EASY; larger reserves a "
-                          "planned start for more jobs ahead (towards conservative)."),
+        str | None,
+        typer.Option("--depth", metavar="N", show_default=False,
+                     help="Reservation depth of the backfill: 0 = none, 1 = EASY, a larger "
+                          "N plans N jobs ahead, 'unlimited' = conservative."),
     ] = None,
 ) -> None:
     """Run one scheduling cycle over JOBS.yaml: placements, preemptions, reasons, ETAs."""
-    result = compute_plan(jobs, policy=policy, depth=depth)
+    result = compute_plan(jobs, policy=policy, depth=parse_depth(depth))
     if json_output:
         import json
 
@@ -55,13 +55,28 @@ def plan(
     print_plan(result)
 
 
+UNLIMITED = -1
+
+
+def parse_depth(text: str | None) -> int | None:
+    """``--depth``: None (the policy's default), a whole number >= 0, or UNLIMITED."""
+    if text is None:
+        return None
+    if text.lower() in ("unlimited", "conservative"):
+        return UNLIMITED
+    if not text.isdigit():
+        raise InputError(f"must be a whole number >= 0 or 'unlimited', got {text!r}",
+                         field="--depth")
+    return int(text)
+
+
 def compute_plan(path: Path, *, policy: str | None = None,
                  depth: int | None = None) -> CycleResult:
     """Load ``path``, build the snapshot and run one cycle at the file's ``now``.
 
     ``policy`` replaces the file's policy; the file's ``policy_params`` are kept only when the
     name stays the same, since parameters of one policy may mean nothing to another.
-    ``depth`` sets the policy's reservation-depth parameter.
+    ``depth`` sets the policy's reservation-depth parameter (UNLIMITED: conservative).
     """
     # Checked here for a message in the usual "file: what" form; the loader may still meet an
     # OSError (permissions), which the central handler reports the same way.
@@ -81,7 +96,7 @@ def compute_plan(path: Path, *, policy: str | None = None,
     name = policy or spec.policy
     params = dict(spec.policy_params) if name == spec.policy else {}
     if depth is not None:
-        params["depth"] = depth
+        params["depth"] = None if depth == UNLIMITED else depth
     chosen = get_policy(name, **params)
     snapshot = build_snapshot(
         spec.cluster, spec.jobs, spec.now,

@@ -24,6 +24,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
+from gefion.core.columns import pending_columns
 from gefion.core.decisions import (
     CycleResult,
     PendingReason,
@@ -47,6 +48,9 @@ OVERDUE_S = 1.0
 _PREEMPT_FOR = frozenset({PendingReason.RESOURCES, PendingReason.TOPOLOGY,
                           PendingReason.NODES_DOWN})
 _REQUIRED = TopologyConstraint.REQUIRED
+new_tuple = tuple.__new__
+_CHUNK = 512
+_PLAIN_LOOSE = (None, (), None, False)
 
 
 class FailureMemo:
@@ -89,12 +93,18 @@ class _Cycle:
         self.node_projects: list[set[str]] = [set() for _ in capacity]
         self.project_gpus: dict[str, int] = {}
         self.user_qos_gpus: dict[tuple[str, str], int] = {}
+        held_nodes: list[int] = []
+        held_gpus: list[int] = []
+        held_until: list[float] = []
         for r in snapshot.running:
             end = r.expected_end_s if r.expected_end_s > now else now + OVERDUE_S
             for n, g in r.alloc:
-                self.avail.hold(n, g, end)
+                held_nodes.append(n)
+                held_gpus.append(g)
+                held_until.append(end)
                 self.node_projects[n].add(r.spec.project)
             self._count(r.spec.project, r.spec.user, r.spec.qos, r.gpus)
+        self.avail.hold_many(held_nodes, held_gpus, held_until)
         self.sensitive = frozenset(p for p, proj in snapshot.projects.items() if proj.sensitive)
         self.res_by_name = {r.name: r for r in snapshot.reservations}
         # What sends a job down the slow path: anything but a plain job.
@@ -103,12 +113,24 @@ class _Cycle:
             if q.max_time_limit_s is not None or q.max_gpus_per_user is not None)
         self.exhausted = frozenset(p for p, left in snapshot.grant_left_gpu_s.items()
                                    if left <= 0)
-        self.limited_projects = frozenset(
-            p.name for p in snapshot.projects.values() if p.max_gpus is not None)
+        self.limited = frozenset(
+            p.name for p in snapshot.projects.values() if p.max_gpus is not None
+        ) | self.special_qos
         self.starts: list[Start] = []
         self.verdicts: list[Verdict] = []
         self.planned: dict[str, Placement] = {}
-        self.blocked: list[tuple[int, PendingJob, tuple[object, ...]]] = []
+        # (rank, snapshot index, verdict index) of jobs waiting for resources, if anyone can
+        # be evicted at all
+        self.blocked: list[tuple[int, int, int]] = []
+        self.victim_keys: list[Hashable | None] = []
+        if policy.preemption:
+            self.victim_keys = policy.victim_keys(snapshot.running, snapshot, now)
+        self.preempt = any(k is not None for k in self.victim_keys)
+        self.blocked_any = False
+        self.plans = 0
+        self.last_plan = now
+        self.owners: dict[tuple[str, str], str] = {}
+        self.res_names: frozenset[str] = frozenset()
         self.requests: dict[str, Request] = {}
         self.rank: dict[str, int] = {}
         self.memo = FailureMemo()
@@ -191,6 +213,8 @@ class _Cycle:
         """Jobs with equal keys may use the same nodes (same reservations, same neighbours,
         same topology constraint): the scope of :class:`FailureMemo`."""
         spec = job.spec
+        if not (self.snap.reservations or self.sensitive):
+            return (None, (), None, spec.same_su is _REQUIRED)
         admitted: tuple[bool, ...] = ()
         if self.snap.reservations:
             admitted = tuple(r.admits(spec.project, spec.user, spec.reservation)
@@ -220,6 +244,10 @@ class _Cycle:
             return PendingReason.NODES_DOWN if self._nodes_down(g, count) \
                 else PendingReason.RESOURCES
         memo = self.memo
+        if key == _PLAIN_LOOSE:
+            # Any up node may take it and any set of nodes will do: enough nodes with the
+            # GPUs free now means it would fit, were it not for the plans ahead of it.
+            return PendingReason.PRIORITY
         if not memo.failed("priority", key, g, count, d):
             if self._fit_now(self._request(job), plans=self.no_plans) is not None:
                 return PendingReason.PRIORITY
@@ -254,101 +282,174 @@ class _Cycle:
 
     # -- the phases ---------------------------------------------------------------------
     def run(self) -> CycleResult:
-        snap, policy, avail, memo = self.snap, self.policy, self.avail, self.memo
-        owners = singleton_owners(snap)
-        res_names = frozenset(self.res_by_name)
+        snap, policy = self.snap, self.policy
+        self.owners = singleton_owners(snap)
+        self.res_names = frozenset(self.res_by_name)
         table = policy.priorities(snap, self.now)  # phase 2
-        order = np.lexsort((np.arange(len(snap.pending)), -table.priority))
-        depth, backfill, preemption = policy.depth, policy.backfill, policy.preemption
-        plans = 0
-        blocked_any = False
-        last_plan = self.now
-        pending, verdicts = snap.pending, self.verdicts
-        special_qos, exhausted = self.special_qos, self.exhausted
-        limited = self.limited_projects | self.special_qos
-        plain_keys = not (snap.reservations or self.sensitive)
-        count_ge = avail.count_ge
-        for rank, i in enumerate(order.tolist()):
-            job = pending[i]
-            spec, shape = job.spec, job.shape
-            # phase 1: the slow path only for jobs that are not plain
-            if shape is None or job.held or spec.depends_on or spec.reservation is not None \
-                    or spec.qos in special_qos or spec.project in exhausted:
-                rejection = reject(job, snap, owners, res_names)
-                if rejection is not None:
-                    verdicts.append(Verdict(job.id, rejection.reason, None, rejection.detail))
-                    continue
-            assert shape is not None
-            if spec.project in limited or spec.qos in limited:
-                over = self._over_limit(job)
-                if over is not None:
-                    verdicts.append(over)
-                    continue
-            g, count, d = shape.gpus_per_node, shape.nodes, spec.time_limit_s
-            key = (None, (), None, spec.same_su is _REQUIRED) if plain_keys \
-                else self._class_key(job)
-            if blocked_any and not backfill:
-                reason = PendingReason.PRIORITY  # strict order: nobody passes a waiting job
-            else:
-                # phase 3: start now if it fits around every plan made so far
-                if count_ge(g) >= count and not memo.failed("start", key, g, count, d):
-                    nodes = self._fit_now(self._request(job))
-                    if nodes is not None:
-                        self._start(job, nodes, backfilled=blocked_any)
-                        continue
-                    memo.add("start", key, g, count, d)
-                reason = self._why_not(job, key)
-            blocked_any = True
-            planned_start = None
-            if depth is None or plans < depth:  # phase 4: plan it
-                fit = earliest_fit(avail, self._request(job), self.node_units,
-                                   self.unit_count, not_before=self.now if backfill
-                                   else last_plan)
-                if fit is not None:
-                    plans += 1
-                    planned_start = last_plan = fit.start_s
-                    self.rank[job.id] = rank
-                    avail.add_plan(Plan(fit.start_s, fit.start_s + d,
-                                        tuple(fit.nodes.tolist()), g, job.id))
-                    self.planned[job.id] = self._placement(fit.nodes, g)
-            verdicts.append(Verdict(job.id, reason, planned_start))
-            if preemption and reason in _PREEMPT_FOR:
-                self.blocked.append((rank, job, key))
+        order = np.lexsort((np.arange(len(snap.pending)), -table.priority)).tolist()
+        depth = policy.depth
+        for rank, i in enumerate(order):
+            if self.blocked_any and depth is not None and self.plans >= depth:
+                self._bulk(order, rank)  # nothing more to plan: decide the rest in bulk
+                break
+            self._consider(rank, i)
         preemptions = self._preempt() if self.blocked else []
         return CycleResult(self.now, policy.name, tuple(self.starts), tuple(preemptions),
-                           tuple(verdicts), table, self.planned)
+                           tuple(self.verdicts), table, self.planned)
+
+    def _consider(self, rank: int, i: int) -> None:
+        """Phases 1, 3 and 4 for the pending job at snapshot index ``i``."""
+        job = self.snap.pending[i]
+        spec, shape = job.spec, job.shape
+        verdicts, policy, avail, memo = self.verdicts, self.policy, self.avail, self.memo
+        # phase 1: the slow path only for jobs that are not plain
+        if shape is None or job.held or spec.depends_on or spec.reservation is not None \
+                or spec.qos in self.special_qos or spec.project in self.exhausted:
+            rejection = reject(job, self.snap, self.owners, self.res_names)
+            if rejection is not None:
+                verdicts.append(Verdict(job.id, rejection.reason, None, rejection.detail))
+                return
+        assert shape is not None
+        if spec.project in self.limited or spec.qos in self.limited:
+            over = self._over_limit(job)
+            if over is not None:
+                verdicts.append(over)
+                return
+        g, count, d = shape.gpus_per_node, shape.nodes, spec.time_limit_s
+        key = self._class_key(job)
+        if self.blocked_any and not policy.backfill:
+            reason = PendingReason.PRIORITY  # strict order: nobody passes a waiting job
+        else:
+            # phase 3: start now if it fits around every plan made so far
+            if avail.count_ge(g) >= count and not memo.failed("start", key, g, count, d):
+                nodes = self._fit_now(self._request(job))
+                if nodes is not None:
+                    self._start(job, nodes, backfilled=self.blocked_any)
+                    return
+                memo.add("start", key, g, count, d)
+            reason = self._why_not(job, key)
+        self.blocked_any = True
+        planned_start = None
+        if policy.depth is None or self.plans < policy.depth:  # phase 4: plan it
+            fit = earliest_fit(avail, self._request(job), self.node_units, self.unit_count,
+                               not_before=self.now if policy.backfill else self.last_plan)
+            if fit is not None:
+                self.plans += 1
+                planned_start = self.last_plan = fit.start_s
+                self.rank[job.id] = rank
+                avail.add_plan(Plan(fit.start_s, fit.start_s + d, tuple(fit.nodes.tolist()), g,
+                                    job.id))
+                self.planned[job.id] = self._placement(fit.nodes, g)
+        if self.preempt and reason in _PREEMPT_FOR:
+            self.blocked.append((rank, i, len(verdicts)))
+        verdicts.append(Verdict(job.id, reason, planned_start))
+
+    def _bulk(self, order: list[int], first: int) -> None:
+        """Decide ``order[first:]`` once no more plans will be made.
+
+        A plain job that does not even find enough nodes with its GPUs free now (plans
+        ignored) cannot start, and capacity only shrinks within a cycle: runs of such jobs
+        are decided as a block. The others go one by one; the block test is redone after
+        each start.
+        """
+        cols = pending_columns(self.snap)
+        rest = np.asarray(order[first:], dtype=np.int64)
+        special = np.array([q in self.special_qos or q in self.limited
+                            for q in cols.qos_names], dtype=np.bool_)
+        special_p = np.array([p in self.exhausted or p in self.limited
+                              for p in cols.projects], dtype=np.bool_)
+        simple = cols.plain[rest].copy()
+        if len(special):
+            simple &= ~special[cols.qos[rest]]
+        if len(special_p):
+            simple &= ~special_p[cols.project[rest]]
+        top = self.avail.max_gpus
+        g = np.minimum(cols.gpus_per_node[rest], top)
+        count = cols.nodes[rest]
+        cap = self.avail.capacity
+        up_ge = np.array([np.count_nonzero((cap >= x) & self.up) for x in range(top + 1)])
+        all_ge = np.array([np.count_nonzero(cap >= x) for x in range(top + 1)])
+        down = ((up_ge[g] < count) & (all_ge[g] >= count)).astype(np.int64)
+        strict = np.full(len(rest), 2, dtype=np.int64)
+        choice = (PendingReason.RESOURCES, PendingReason.NODES_DOWN, PendingReason.PRIORITY)
+        preempt = self.preempt
+        ids, verdicts, blocked = cols.ids, self.verdicts, self.blocked
+
+        def emit(a: int, b: int, reasons: IntArray) -> None:
+            if b <= a:
+                return
+            run_ids = rest[a:b].tolist()
+            run_reasons = reasons.tolist()
+            if preempt:
+                at = len(verdicts)
+                blocked.extend((first + a + k, i, at + k) for k, (i, r) in enumerate(
+                    zip(run_ids, run_reasons, strict=True)) if r != 2)
+            # tuple.__new__ skips the NamedTuple's keyword handling: this builds thousands
+            # of verdicts per cycle.
+            verdicts.extend([new_tuple(Verdict, (ids[i], choice[r], None, ""))
+                             for i, r in zip(run_ids, run_reasons, strict=True)])
+
+        # Chunks keep the cost of redoing the block test after a start small.
+        pos, n = 0, len(rest)
+        while pos < n:
+            end = min(n, pos + _CHUNK)
+            if self.policy.backfill:
+                count_ge = np.array([self.avail.count_ge(x) for x in range(top + 1)])
+                bulk = simple[pos:end] & (count_ge[g[pos:end]] < count[pos:end])
+                reasons = down[pos:end]
+            else:
+                bulk, reasons = simple[pos:end], strict[pos:end]
+            cursor = pos
+            for s in np.flatnonzero(~bulk).tolist():
+                emit(cursor, pos + s, reasons[cursor - pos:s])
+                started = len(self.starts)
+                self._consider(first + pos + s, int(rest[pos + s]))
+                cursor = pos + s + 1
+                if len(self.starts) != started:
+                    break  # capacity changed: redo the block test from here
+            else:
+                emit(cursor, end, reasons[cursor - pos:])
+                cursor = end
+            pos = cursor
 
     def _preempt(self) -> list[Preemption]:
         """Phase 5, in priority order over the jobs still waiting for resources."""
         policy, memo, snap, now = self.policy, self.memo, self.snap, self.now
         started = {s.job_id for s in self.starts}
-        pool = [r for r in snap.running if r.id not in started]
-        victim_keys = dict(zip((r.id for r in pool), policy.victim_keys(pool, snap, now),
-                               strict=True))
-        pool.sort(key=lambda v: (policy.victim_cost(v, now), -v.start_s, v.id))
-        keys = policy.preemptor_keys([job for _, job, _ in self.blocked], snap, now)
-        verdict_at = {v.job_id: k for k, v in enumerate(self.verdicts)}
+        pool = [(r, k) for r, k in zip(snap.running, self.victim_keys, strict=True)
+                if r.id not in started and k is not None]
+        victim_keys = {r.id: k for r, k in pool}
+        costed = sorted(((policy.victim_cost(v, now), v) for v, _ in pool),
+                        key=lambda cv: (cv[0], -cv[1].start_s, cv[1].id))
+        keys = policy.preemptor_keys([snap.pending[i] for _, i, _ in self.blocked], snap, now)
         out: list[Preemption] = []
         taken: set[str] = set()
+        pass_plans = list(self.avail.plans)
+        ahead, ahead_at = PlanProfile(self.avail.n), 0
         classes: dict[Hashable, list[Hashable | None]] = {}  # preemptor key -> victim keys
-        for (rank, job, key), pkey in zip(self.blocked, keys, strict=True):
+        for (rank, i, at), pkey in zip(self.blocked, keys, strict=True):
+            if pkey is None:
+                continue
+            job = snap.pending[i]
+            key = self._class_key(job)
             assert job.shape is not None
             g, count, d = job.shape.gpus_per_node, job.shape.nodes, job.spec.time_limit_s
-            if pkey is None or memo.failed("preempt", (key, pkey), g, count, d):
+            if memo.failed("preempt", (key, pkey), g, count, d):
                 continue
             evictable = classes.get(pkey)
             if evictable is None:
                 evictable = classes[pkey] = [
                     vk for vk in set(victim_keys.values()) if policy.may_preempt(pkey, vk)]
-            candidates = [v for v in pool if v.id not in taken
+            candidates = [(c, v) for c, v in costed if v.id not in taken
                           and victim_keys[v.id] in evictable] if evictable else []
             if not candidates:
                 memo.add("preempt", (key, pkey), g, count, d)
                 continue
-            self.rank[job.id] = rank
-            # Only the plans of jobs ahead of this one stand in its way.
-            ahead = PlanProfile.of(self.avail.n, (
-                p for p in self.avail.plans if self.rank.get(p.owner, rank) < rank))
+            # Only the plans of jobs ahead of this one stand in its way (plans are made in
+            # priority order, and so are preemptions).
+            while ahead_at < len(pass_plans) and self.rank[pass_plans[ahead_at].owner] < rank:
+                ahead.add(pass_plans[ahead_at])
+                ahead_at += 1
             found = choose_victims(self.avail, self._request(job), candidates,
                                    self.node_units, self.unit_count, ahead)
             if found is None:
@@ -356,16 +457,18 @@ class _Cycle:
                 continue
             victims, nodes = found
             grace = max(v.grace_s for v in victims)
-            planned = self.verdicts[verdict_at[job.id]].planned_start_s
+            planned = self.verdicts[at].planned_start_s
             if planned is not None and planned <= now + grace:
                 continue  # the plan already starts it as soon as eviction would
             for v in victims:
                 taken.add(v.id)
                 out.append(Preemption(v.id, v.grace_s, job.id, v.requeue))
             start = now + grace
-            self.avail.add_plan(Plan(now, start + d, tuple(nodes.tolist()), g, job.id))
+            plan = Plan(now, start + d, tuple(nodes.tolist()), g, job.id)
+            self.avail.add_plan(plan)
+            ahead.add(plan)
             self.planned[job.id] = self._placement(nodes, g)
-            self.verdicts[verdict_at[job.id]] = Verdict(
+            self.verdicts[at] = Verdict(
                 job.id, PendingReason.PREEMPTING, start,
                 f"preempting {', '.join(v.id for v in victims)}")
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class PendingReason(StrEnum):
@@ -70,9 +71,12 @@ class PriorityFactors:
     grant: float
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Why ``job_id`` is pending, and when the plan expects it to start (None: no plan)."""
+class Verdict(NamedTuple):
+    """Why ``job_id`` is pending, and when the plan expects it to start (None: no plan).
+
+    A named tuple rather than a dataclass: a cycle makes one per waiting job, and tuples
+    are several times cheaper to build.
+    """
 
     job_id: str
     reason: PendingReason

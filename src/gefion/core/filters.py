@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from gefion.core.columns import pending_columns
 from gefion.core.decisions import PendingReason
 from gefion.core.jobs import DependencyKind, JobState
 from gefion.core.snapshot import PendingJob, Snapshot
@@ -54,7 +57,9 @@ def singleton_owners(snapshot: Snapshot) -> dict[tuple[str, str], str]:
     owners: dict[tuple[str, str], str] = {}
     for r in snapshot.running:
         owners.setdefault((r.spec.name, r.spec.user), r.id)
-    for p in snapshot.pending:  # snapshot order is submit order
+    pending = snapshot.pending
+    for i in np.flatnonzero(~pending_columns(snapshot).plain).tolist():  # in submit order
+        p = pending[i]
         if p.spec.depends_on and any(d.kind is DependencyKind.SINGLETON for d in p.spec.depends_on):
             owners.setdefault((p.spec.name, p.spec.user), p.id)
     return owners

@@ -37,6 +37,7 @@ class PlanProfile:
         self.n = n
         self.times: list[float] = []
         self.rows: IntArray = np.zeros((0, n), dtype=np.int64)
+        self._worst: dict[tuple[int, int], IntArray] = {}  # (first row, end row) -> max
 
     @classmethod
     def of(cls, n: int, plans: Iterable[Plan]) -> PlanProfile:
@@ -60,9 +61,23 @@ class PlanProfile:
     def add(self, plan: Plan) -> None:
         if plan.end_s <= plan.start_s or not plan.nodes:
             return
+        self._worst.clear()
         first = self._edge(plan.start_s)
         last = self._edge(plan.end_s)
         self.rows[first:last, list(plan.nodes)] += plan.gpus
+
+    def worst(self, start: float, end: float) -> IntArray | None:
+        """The most any plan holds on each node at one time within ``[start, end)``."""
+        if not self.times:
+            return None
+        k0 = max(0, bisect.bisect_right(self.times, start) - 1)
+        k1 = bisect.bisect_left(self.times, end)
+        if k1 <= k0:
+            return None
+        cached = self._worst.get((k0, k1))
+        if cached is None:
+            cached = self._worst[(k0, k1)] = self.rows[k0:k1].max(axis=0)
+        return cached
 
     def window(self, start: float, end: float) -> tuple[IntArray, FloatArray] | None:
         """Rows overlapping ``[start, end)`` and the time each starts within the window."""

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gefion.core.columns import pending_columns
 from gefion.core.decisions import PriorityFactors
-from gefion.core.snapshot import PendingJob, Snapshot
+from gefion.core.snapshot import Snapshot
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -47,12 +48,14 @@ class PriorityTable(Mapping[str, PriorityFactors]):
 
     def __init__(self, ids: Sequence[str], priority: FloatArray,
                  columns: Mapping[str, FloatArray]) -> None:
-        self.ids = list(ids)
+        self.ids = ids
         self.priority = priority
         self.columns = columns
-        self._pos = {job_id: i for i, job_id in enumerate(self.ids)}
+        self._pos: dict[str, int] | None = None
 
     def __getitem__(self, job_id: str) -> PriorityFactors:
+        if self._pos is None:
+            self._pos = {job_id: i for i, job_id in enumerate(self.ids)}
         i = self._pos[job_id]
         c = self.columns
         return PriorityFactors(float(self.priority[i]), float(c["age"][i]),
@@ -67,33 +70,25 @@ class PriorityTable(Mapping[str, PriorityFactors]):
 
 
 def factor_columns(snapshot: Snapshot, now: float, weights: Weights) -> dict[str, FloatArray]:
-    """The normalised factor columns (age, fairshare, qos, size, grant) of pending jobs."""
-    pending: Sequence[PendingJob] = snapshot.pending
+    """The normalised factor columns (age, fairshare, qos, size, grant) of pending jobs,
+    plus ``submit`` (seconds) for policies that order by it."""
+    cols = pending_columns(snapshot)
     fs = snapshot.fairshare
     top_qos = max((q.priority for q in snapshot.qos.values()), default=0.0) or 1.0
-    qos_value = {name: q.priority / top_qos for name, q in snapshot.qos.items()}
-    default_q = qos_value.get("normal", 0.0)
+    normal = snapshot.qos_of("normal").priority
+    qos_value = np.array([getattr(snapshot.qos.get(q), "priority", normal) / top_qos
+                          for q in cols.qos_names], dtype=np.float64)
+    fair = np.array([fs.factor(p, u) for p, u in cols.pairs], dtype=np.float64)
     left = snapshot.grant_left_gpu_s
-    # One pass over the jobs; per (project, user) and per project values are looked up once.
-    fair: dict[tuple[str, str], float] = {}
-    grant: dict[str, float] = {}
-    rows = []
-    for p in pending:
-        spec = p.spec
-        key = (spec.project, spec.user)
-        f = fair.get(key)
-        if f is None:
-            f = fair[key] = fs.factor(*key)
-        gr = grant.get(spec.project)
-        if gr is None:
-            gr = grant[spec.project] = 0.0 if left.get(spec.project, 1.0) <= 0 else 1.0
-        rows.append((p.submit_s, f, qos_value.get(spec.qos, default_q), spec.gpus, gr))
-    table = np.array(rows, dtype=np.float64).reshape(len(rows), 5)
+    grant = np.array([0.0 if left.get(p, 1.0) <= 0 else 1.0 for p in cols.projects],
+                     dtype=np.float64)
     total = max(1, snapshot.cluster.total_gpus)
-    return {"age": np.clip((now - table[:, 0]) / weights.max_age_s, 0.0, 1.0),
-            "fairshare": table[:, 1], "qos": table[:, 2],
-            "size": np.minimum(table[:, 3] / total, 1.0), "grant": table[:, 4],
-            "submit": table[:, 0]}
+    return {"age": np.clip((now - cols.submit_s) / weights.max_age_s, 0.0, 1.0),
+            "fairshare": fair[cols.pair] if len(fair) else np.zeros(0),
+            "qos": qos_value[cols.qos] if len(qos_value) else np.zeros(0),
+            "size": np.minimum(cols.gpus / total, 1.0),
+            "grant": grant[cols.project] if len(grant) else np.zeros(0),
+            "submit": cols.submit_s}
 
 
 def multifactor(snapshot: Snapshot, now: float, weights: Weights) -> PriorityTable:
@@ -102,4 +97,4 @@ def multifactor(snapshot: Snapshot, now: float, weights: Weights) -> PriorityTab
     priority = (weights.age * c["age"] + weights.fairshare * c["fairshare"]
                 + weights.qos * c["qos"] + weights.size * c["size"]
                 + weights.grant * c["grant"])
-    return PriorityTable([p.id for p in snapshot.pending], priority, c)
+    return PriorityTable(pending_columns(snapshot).ids, priority, c)

@@ -65,10 +65,34 @@ class Availability:
         """Take ``gpus`` on ``node`` from now until ``until_s`` (a running or started job)."""
         if not self.up[node]:
             return  # its GPUs are unavailable anyway, before and after
-        self.free[node] -= gpus
+        before = int(self.free[node])
+        self.free[node] = before - gpus
         if until_s < INF:
             bisect.insort(self.releases[node], (max(until_s, self.now), gpus))
         self._dirty.add(node)
+        cge = self._count_ge
+        if cge is not None:  # the node no longer counts for the sizes it dropped below
+            for x in range(max(0, before - gpus + 1), min(before, self.max_gpus) + 1):
+                cge[x] -= 1
+
+    def hold_many(self, nodes: Sequence[int], gpus: Sequence[int],
+                  until_s: Sequence[float]) -> None:
+        """:meth:`hold` for many allocations at once (the running jobs, at cycle start)."""
+        if not len(nodes):
+            return
+        node_arr = np.asarray(nodes, dtype=np.int64)
+        gpu_arr = np.asarray(gpus, dtype=np.int64)
+        until = np.maximum(np.asarray(until_s, dtype=np.float64), self.now)
+        live = self.up[node_arr]
+        node_arr, gpu_arr, until = node_arr[live], gpu_arr[live], until[live]
+        self.free -= np.bincount(node_arr, weights=gpu_arr, minlength=self.n).astype(np.int64)
+        order = np.lexsort((gpu_arr, until, node_arr))
+        releases = self.releases
+        for n, t, g in zip(node_arr[order].tolist(), until[order].tolist(),
+                           gpu_arr[order].tolist(), strict=True):
+            if t < INF:
+                releases[n].append((t, g))
+        self._dirty.update(np.unique(node_arr).tolist())
         self._count_ge = None
 
     def _refresh(self) -> None:
@@ -140,23 +164,22 @@ class Availability:
         else:
             free = self.base_free_all(start)
             ok = allowed & (free >= gpus)
-        window = plans.window(start, end)
-        if window is not None:
-            rows, row_starts = window
-            worst = free - rows.max(axis=0)
+        held = plans.worst(start, end)
+        if held is not None:
+            worst = free - held
             # The base grows with time: a node that fails against its worst hold may still
             # fit if GPUs come back before the hold begins. Check those exactly.
-            unsure = np.flatnonzero(ok & (worst < gpus) & (rows.max(axis=0) > 0))
-            if len(unsure) and len(row_starts) > 1:
+            unsure = np.flatnonzero(ok & (worst < gpus) & (held > 0))
+            window = plans.window(start, end) if len(unsure) else None
+            if window is not None and len(window[1]) > 1:
+                rows, row_starts = window
                 self._refresh()
-                taus = self.tau[1:, unsure]
-                exact = np.full(len(unsure), 1 << 30, dtype=np.int64)
-                for k, t in enumerate(row_starts.tolist()):
-                    base = np.count_nonzero(taus <= t, axis=0)
-                    if extra_free is not None:
-                        base = base + extra_free[unsure]
-                    exact = np.minimum(exact, base - rows[k, unsure])
-                worst[unsure] = exact
+                # base[u, k]: free GPUs of unsure node u when row k begins.
+                base = np.count_nonzero(
+                    self.tau[1:, unsure][:, :, None] <= row_starts[None, None, :], axis=0)
+                if extra_free is not None:
+                    base = base + extra_free[unsure][:, None]
+                worst[unsure] = (base - rows[:, unsure].T).min(axis=1)
             free = worst
             ok = ok & (free >= gpus)
         if blocks:
@@ -167,9 +190,10 @@ class Availability:
                     by_node.setdefault(b.node, []).append(b)
             for n, bl in by_node.items():
                 if ok[n]:
-                    held = max(sum(b.gpus for b in bl if b.start_s <= t < b.end_s)
-                               for t in {start, *(b.start_s for b in bl if b.start_s > start)})
-                    free[n] = min(int(free[n]), int(self.capacity[n]) - held)
+                    reserved = max(
+                        sum(b.gpus for b in bl if b.start_s <= t < b.end_s)
+                        for t in {start, *(b.start_s for b in bl if b.start_s > start)})
+                    free[n] = min(int(free[n]), int(self.capacity[n]) - reserved)
                     if free[n] < gpus:
                         ok[n] = False
         return ok, free

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gefion.core.columns import pending_columns
 from gefion.core.policies.base import NoPreemption
 from gefion.core.priority import PriorityTable, Weights, factor_columns
 from gefion.core.snapshot import Snapshot
@@ -13,7 +14,7 @@ def submit_order(snapshot: Snapshot, now: float) -> PriorityTable:
     """Priority = seconds waited: the oldest submission first (factors still visible)."""
     columns = factor_columns(snapshot, now, Weights())
     submit = columns.pop("submit")
-    return PriorityTable([p.id for p in snapshot.pending], now - submit, columns)
+    return PriorityTable(pending_columns(snapshot).ids, now - submit, columns)
 
 
 @dataclass(frozen=True)

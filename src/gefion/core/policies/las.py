@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gefion.core.columns import pending_columns
 from gefion.core.errors import PolicyError
 from gefion.core.policies.base import lost_work_gpu_s
 from gefion.core.priority import PriorityTable, Weights, factor_columns
@@ -56,7 +57,7 @@ class Las:
                             count=len(pending))
         submit = columns.pop("submit")
         priority = -queue * QUEUE_STEP + (now - submit)
-        return PriorityTable([p.id for p in pending], priority, columns)
+        return PriorityTable(pending_columns(snapshot).ids, priority, columns)
 
     def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,
                        now: float) -> list[Hashable | None]:
