@@ -82,10 +82,9 @@ class _Cycle:
         self.now = now
         self.policy = policy
         cluster = snapshot.cluster
-        self.names = [n.name for n in cluster.nodes]
-        self.node_index = {name: i for i, name in enumerate(self.names)}
-        capacity = [n.gpus for n in cluster.nodes]
-        up = [n.state.schedulable for n in cluster.nodes]
+        self.names = cluster.names
+        self.node_index = cluster.node_index
+        capacity, up = cluster.capacity, cluster.up
         self.avail = Availability(capacity, up, now)
         self.node_units: IntArray = np.asarray(cluster.node_units, dtype=np.int64)
         self.unit_count = len(cluster.units)

@@ -95,11 +95,15 @@ def build_snapshot(
     ledger: UsageLedger | None = None,
     grants: Iterable[Grant] = (),
     charged_gpu_s: Mapping[str, float] | None = None,
+    fairshare_table: FairShare | None = None,
 ) -> Snapshot:
     """Build the snapshot for a cycle at ``now`` from job records and tenancy.
 
     ``charged_gpu_s`` is, per project, the GPU-seconds (× usage factor) already charged
     against its grants; it is spent from the earliest-expiring active grant first.
+
+    ``fairshare_table`` lets a body reuse fair-share factors it computed earlier from the same
+    ledger (like Slurm, bodies recompute them every ``PriorityCalcPeriod``, not every cycle).
     """
     qos_map = dict(qos) if qos is not None else dict(DEFAULT_QOS)
     projects = dict(projects or {})
@@ -134,7 +138,8 @@ def build_snapshot(
         reservations=tuple(reservations),
         projects=projects,
         qos=qos_map,
-        fairshare=fairshare(projects, ledger, now),
+        fairshare=fairshare_table if fairshare_table is not None
+        else fairshare(projects, ledger, now),
         grant_left_gpu_s=grant_balances(projects, grants, charged_gpu_s or {}, now),
         job_states=states,
         exit_codes=exit_codes,

@@ -96,6 +96,9 @@ class Cluster:
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _unit_index: dict[str, int] = field(init=False, repr=False, compare=False)
     _node_unit: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _capacity: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _up: tuple[bool, ...] = field(init=False, repr=False, compare=False)
+    _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         units = self.units or tuple(dict.fromkeys(n.su for n in self.nodes))
@@ -114,6 +117,9 @@ class Cluster:
         object.__setattr__(self, "_index", index)
         object.__setattr__(self, "_unit_index", unit_index)
         object.__setattr__(self, "_node_unit", tuple(unit_index[n.su] for n in self.nodes))
+        object.__setattr__(self, "_capacity", tuple(n.gpus for n in self.nodes))
+        object.__setattr__(self, "_up", tuple(n.state.schedulable for n in self.nodes))
+        object.__setattr__(self, "_names", tuple(n.name for n in self.nodes))
 
     # -- lookups ------------------------------------------------------------------------
     def index_of(self, node_name: str) -> int:
@@ -135,6 +141,26 @@ class Cluster:
     def node_units(self) -> tuple[int, ...]:
         """Unit index per node, in node order."""
         return self._node_unit
+
+    @property
+    def node_index(self) -> dict[str, int]:
+        """Node name → index (read-only by convention: shared by every cycle)."""
+        return self._index
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Node names, in node order."""
+        return self._names
+
+    @property
+    def capacity(self) -> tuple[int, ...]:
+        """GPUs per node, in node order."""
+        return self._capacity
+
+    @property
+    def up(self) -> tuple[bool, ...]:
+        """Whether each node may be scheduled (not drained or down), in node order."""
+        return self._up
 
     def nodes_in_unit(self, unit: str) -> list[Node]:
         return [n for n in self.nodes if n.su == unit]
