@@ -36,6 +36,17 @@ def busy_jobs(cluster: Cluster, running: int, pending: int, seed: int = 7,
         jobs.append(Job(f"r{k}", JobSpec(gpus, limit, f"proj{k % 20}", user=f"u{k % 97}"),
                         start, JobState.RUNNING, start,
                         allocation=((names[cursor], tuple(range(gpus))),)))
+    if len(jobs) < running:  # top up the holes first-fit left, so the machine is full
+        for i, f in enumerate(free):
+            for _ in range(f if len(jobs) < running else 0):
+                k = len(jobs)
+                start = float(now - rng.integers(0, 40_000))
+                limit = int(now - start) + int(rng.integers(60, 86_400))
+                jobs.append(Job(f"r{k}", JobSpec(1, limit, f"proj{k % 20}", user=f"u{k % 97}"),
+                                start, JobState.RUNNING, start,
+                                allocation=((names[i], (cluster.nodes[i].gpus - f,)),)))
+                f -= 1
+            free[i] = f
     sizes = rng.choice(SIZES, size=pending, p=SIZE_P)
     limits = rng.choice([1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600], size=pending)
     submits = now - rng.integers(0, 200_000, size=pending)

@@ -61,3 +61,21 @@ def test_required_same_unit_waits_with_reason_topology() -> None:
     verdict = result.verdict("strict")
     assert verdict is not None and verdict.reason.value == "TOPOLOGY"
     assert "loose" in started(result)
+
+
+def test_first_fit_takes_the_lowest_numbered_nodes_instead_of_packing() -> None:
+    jobs = [running("r", {"dgx100": 4}), pending("small", 4)]
+    _, best = cycle(GEFION, jobs)
+    _, first = cycle(GEFION, jobs, params={"placement": "first-fit"})
+    assert started(best)["small"] == {"dgx100": 4}
+    assert started(first)["small"] == {"dgx001": 4}
+
+
+def test_unknown_placement_is_refused() -> None:
+    import pytest
+
+    from gefion.core.errors import PolicyError
+    from gefion.core.policies import get_policy
+
+    with pytest.raises(PolicyError, match="placement"):
+        get_policy("fifo", placement="random")

@@ -76,3 +76,11 @@ def test_las_prefers_the_less_served_job_over_the_older_one() -> None:
             pending("fresh", 8, submit=50, service=0.0)]
     _, result = cycle(SMALL, jobs, 100.0, policy="las")
     assert started(result) == {"fresh": {"node00004": 8}}
+
+
+def test_las_victims_requeue_even_when_their_qos_would_not() -> None:
+    jobs = [running("veteran", {f"node0000{i}": 8 for i in range(1, 5)}, start=0,
+                    qos="normal"),
+            pending("newcomer", 8, submit=35_000)]
+    _, result = cycle(SMALL, jobs, 36_000.0, policy="las")
+    assert [(p.job_id, p.requeue) for p in result.preemptions] == [("veteran", True)]

@@ -22,6 +22,7 @@ import typer
 
 from gefion.cli.errors import GefionGroup
 from gefion.cli.plan import plan
+from gefion.cli.twin import twin_app
 
 app = typer.Typer(
     name="gefion",
@@ -57,6 +58,7 @@ def main(
 
 
 app.command("plan")(plan)
+app.add_typer(twin_app, name="twin")
 
 
 if __name__ == "__main__":

@@ -89,32 +89,38 @@ class _Cycle:
         self.node_units: IntArray = np.asarray(cluster.node_units, dtype=np.int64)
         self.unit_count = len(cluster.units)
         self.up: BoolArray = np.asarray(up, dtype=np.bool_)
-        self.node_projects: list[set[str]] = [set() for _ in capacity]
+        self.node_projects: list[set[str]] = [set() for _ in capacity] \
+            if any(p.sensitive for p in snapshot.projects.values()) else []
         self.project_gpus: dict[str, int] = {}
         self.user_qos_gpus: dict[tuple[str, str], int] = {}
         held_nodes: list[int] = []
         held_gpus: list[int] = []
         held_until: list[float] = []
+        self.sensitive = frozenset(p for p, proj in snapshot.projects.items() if proj.sensitive)
+        # Who runs where, and how much each project and user holds, matter only when some
+        # project is sensitive or has limits: skip the bookkeeping otherwise.
+        self.special_qos = frozenset(
+            q.name for q in snapshot.qos.values()
+            if q.max_time_limit_s is not None or q.max_gpus_per_user is not None)
+        self.limited = frozenset(
+            p.name for p in snapshot.projects.values() if p.max_gpus is not None
+        ) | self.special_qos
+        track_nodes, track_counts = bool(self.sensitive), bool(self.limited)
         for r in snapshot.running:
             end = r.expected_end_s if r.expected_end_s > now else now + OVERDUE_S
             for n, g in r.alloc:
                 held_nodes.append(n)
                 held_gpus.append(g)
                 held_until.append(end)
-                self.node_projects[n].add(r.spec.project)
-            self._count(r.spec.project, r.spec.user, r.spec.qos, r.gpus)
+                if track_nodes:
+                    self.node_projects[n].add(r.spec.project)
+            if track_counts:
+                self._count(r.spec.project, r.spec.user, r.spec.qos, r.gpus)
         self.avail.hold_many(held_nodes, held_gpus, held_until)
-        self.sensitive = frozenset(p for p, proj in snapshot.projects.items() if proj.sensitive)
         self.res_by_name = {r.name: r for r in snapshot.reservations}
         # What sends a job down the slow path: anything but a plain job.
-        self.special_qos = frozenset(
-            q.name for q in snapshot.qos.values()
-            if q.max_time_limit_s is not None or q.max_gpus_per_user is not None)
         self.exhausted = frozenset(p for p, left in snapshot.grant_left_gpu_s.items()
                                    if left <= 0)
-        self.limited = frozenset(
-            p.name for p in snapshot.projects.values() if p.max_gpus is not None
-        ) | self.special_qos
         self.starts: list[Start] = []
         self.verdicts: list[Verdict] = []
         self.planned: dict[str, Placement] = {}
@@ -184,7 +190,8 @@ class _Cycle:
                 return []
         req = Request(job.id, job.shape.nodes, job.shape.gpus_per_node,
                       float(job.spec.time_limit_s), self._allowed(job),
-                      job.spec.same_su is _REQUIRED, res_blocks, reservations)
+                      job.spec.same_su is _REQUIRED, res_blocks, reservations,
+                      self.policy.placement == "first-fit")
         self.requests[job.id] = req
         return req
 
@@ -199,7 +206,8 @@ class _Cycle:
         end = self.now + job.spec.time_limit_s
         for n in nodes.tolist():
             self.avail.hold(n, g, end)
-            self.node_projects[n].add(job.spec.project)
+            if self.sensitive:
+                self.node_projects[n].add(job.spec.project)
         self._count(job.spec.project, job.spec.user, job.spec.qos, job.shape.gpus)
         self.starts.append(Start(job.id, self._placement(nodes, g), backfilled))
         self.requests.clear()  # allowed masks depend on who runs where (sensitive projects)
@@ -461,7 +469,8 @@ class _Cycle:
                 continue  # the plan already starts it as soon as eviction would
             for v in victims:
                 taken.add(v.id)
-                out.append(Preemption(v.id, v.grace_s, job.id, v.requeue))
+                out.append(Preemption(v.id, v.grace_s, job.id,
+                                      v.requeue or policy.requeue_victims))
             start = now + grace
             plan = Plan(now, start + d, tuple(nodes.tolist()), g, job.id)
             self.avail.add_plan(plan)

@@ -10,7 +10,9 @@ One search, used for starting now and for planning later starts:
   gangs); otherwise it spans the fewest units possible: the largest units in full, then the
   best-fitting unit for the rest.
 
-Ties break on the lowest index, so the same inputs always give the same placement.
+Ties break on the lowest index, so the same inputs always give the same placement. The
+``first_fit`` variant takes the lowest-numbered usable nodes instead (no packing, no
+topology beyond a required single unit): the placement most published simulators model.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def choose_nodes(
     unit_count: int,
     *,
     one_unit: bool = False,
+    first_fit: bool = False,
 ) -> IntArray | None:
     """Pick ``count`` nodes from ``usable`` (node indices, ascending).
 
@@ -45,6 +48,12 @@ def choose_nodes(
     if len(usable) < count:
         return None
     units = node_units[usable]
+    if first_fit:  # the lowest-numbered nodes that will do (what most simulators model)
+        if not one_unit:
+            return usable[:count]
+        per = np.bincount(units, minlength=unit_count)
+        fitting = np.flatnonzero(per >= count)
+        return usable[units == fitting[0]][:count] if len(fitting) else None
     per_unit = np.bincount(units, minlength=unit_count)
     if count == 1:
         # Fewest free GPUs first; among equals, the unit with the fewest usable nodes, so

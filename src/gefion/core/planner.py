@@ -32,11 +32,13 @@ class Request:
     reservation_blocks: Callable[[float, float], list[Block]]
     #: reservations whose window edges are candidate start times
     reservations: Sequence[Reservation] = ()
+    first_fit: bool = False  # lowest-numbered nodes instead of best fit
 
     def loosened(self) -> Request:
         """The same request without the one-unit requirement."""
         return Request(self.job_id, self.nodes, self.gpus_per_node, self.duration_s,
-                       self.allowed, False, self.reservation_blocks, self.reservations)
+                       self.allowed, False, self.reservation_blocks, self.reservations,
+                       self.first_fit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ def fit_at(avail: Availability, req: Request, start: float, node_units: IntArray
     ok, free = avail.usable(req.gpus_per_node, req.allowed, start, end, plans=plans,
                             blocks=blocks, extra_free=extra_free)
     return choose_nodes(np.flatnonzero(ok), free, req.nodes, node_units, unit_count,
-                        one_unit=req.one_unit)
+                        one_unit=req.one_unit, first_fit=req.first_fit)
 
 
 def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_count: int,

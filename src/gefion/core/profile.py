@@ -53,12 +53,18 @@ class Availability:
         self.max_gpus = int(self.capacity.max()) if self.n else 0
         # A node that is drained or down offers nothing, now or later.
         self.free: IntArray = np.where(self.up, self.capacity, 0).astype(np.int64)
-        self.releases: list[list[tuple[float, int]]] = [[] for _ in range(self.n)]
         self.tau: FloatArray = np.full((self.max_gpus + 1, self.n), INF)
         self.plans: list[Plan] = []
         self.profile = PlanProfile(self.n)
-        self._dirty: set[int] = set(range(self.n))
+        self._dirty: set[int] = set()
         self._count_ge: list[int] | None = None
+        # Releases of running jobs: sorted columns, turned into a per-node list only for
+        # nodes that change during the cycle (a cycle touches few of 12,500 nodes).
+        self._rel_nodes: IntArray = np.zeros(0, dtype=np.int64)
+        self._rel_times: FloatArray = np.zeros(0)
+        self._rel_gpus: IntArray = np.zeros(0, dtype=np.int64)
+        self._releases: dict[int, list[tuple[float, int]]] = {}
+        self._base_tau()
 
     # -- building the base --------------------------------------------------------------
     def hold(self, node: int, gpus: int, until_s: float) -> None:
@@ -67,8 +73,9 @@ class Availability:
             return  # its GPUs are unavailable anyway, before and after
         before = int(self.free[node])
         self.free[node] = before - gpus
+        releases = self._node_releases(node)
         if until_s < INF:
-            bisect.insort(self.releases[node], (max(until_s, self.now), gpus))
+            bisect.insort(releases, (max(until_s, self.now), gpus))
         self._dirty.add(node)
         cge = self._count_ge
         if cge is not None:  # the node no longer counts for the sizes it dropped below
@@ -77,7 +84,7 @@ class Availability:
 
     def hold_many(self, nodes: Sequence[int], gpus: Sequence[int],
                   until_s: Sequence[float]) -> None:
-        """:meth:`hold` for many allocations at once (the running jobs, at cycle start)."""
+        """Hold the running jobs' GPUs, all at once, before anything else is held."""
         if not len(nodes):
             return
         node_arr = np.asarray(nodes, dtype=np.int64)
@@ -87,13 +94,45 @@ class Availability:
         node_arr, gpu_arr, until = node_arr[live], gpu_arr[live], until[live]
         self.free -= np.bincount(node_arr, weights=gpu_arr, minlength=self.n).astype(np.int64)
         order = np.lexsort((gpu_arr, until, node_arr))
-        releases = self.releases
-        for n, t, g in zip(node_arr[order].tolist(), until[order].tolist(),
-                           gpu_arr[order].tolist(), strict=True):
-            if t < INF:
-                releases[n].append((t, g))
-        self._dirty.update(np.unique(node_arr).tolist())
+        self._rel_nodes, self._rel_times = node_arr[order], until[order]
+        self._rel_gpus = gpu_arr[order]
         self._count_ge = None
+        self._base_tau()
+
+    def _node_releases(self, node: int) -> list[tuple[float, int]]:
+        rel = self._releases.get(node)
+        if rel is None:
+            lo, hi = np.searchsorted(self._rel_nodes, [node, node + 1])
+            rel = self._releases[node] = [
+                (t, g) for t, g in zip(self._rel_times[lo:hi].tolist(),
+                                       self._rel_gpus[lo:hi].tolist(), strict=True)
+                if t < INF]
+        return rel
+
+    def _base_tau(self) -> None:
+        """``tau`` for every node from the free GPUs and the sorted releases, vectorised:
+        each release sets ``tau[g, n]`` for the sizes ``g`` it newly makes reachable."""
+        tau = self.tau
+        tau[:] = INF
+        sizes = np.arange(self.max_gpus + 1)[:, None]
+        tau[(sizes <= self.free[None, :]) & self.up[None, :]] = self.now
+        n_s, t_s, g_s = self._rel_nodes, self._rel_times, self._rel_gpus
+        if not len(n_s):
+            return
+        total = np.cumsum(g_s)
+        first = np.flatnonzero(np.r_[True, n_s[1:] != n_s[:-1]])
+        before_group = np.r_[0, total[first[1:] - 1]]
+        group_len = np.diff(np.r_[first, len(n_s)])
+        after = total - np.repeat(before_group, group_len) + self.free[n_s]
+        lo = after - g_s + 1
+        hi = np.minimum(after, self.capacity[n_s])
+        count = np.maximum(0, hi - lo + 1)
+        if not count.sum():
+            return
+        offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        sizes_hit = np.repeat(lo, count) + offsets
+        keep = np.isfinite(np.repeat(t_s, count))
+        tau[sizes_hit[keep], np.repeat(n_s, count)[keep]] = np.repeat(t_s, count)[keep]
 
     def _refresh(self) -> None:
         if not self._dirty:
@@ -106,11 +145,10 @@ class Availability:
                 continue
             free = int(self.free[n])
             cap = int(self.capacity[n])
-            g = 0
             limit = min(free, cap)
             col[: max(0, limit) + 1] = self.now
             g = max(0, limit) + 1
-            for t, gpus in self.releases[n]:
+            for t, gpus in self._node_releases(n):
                 free += gpus
                 top = min(free, cap)
                 if top >= g:

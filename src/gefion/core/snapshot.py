@@ -131,7 +131,7 @@ def build_snapshot(
     running.sort(key=lambda r: (r.start_s, r.id))
     pending.sort(key=lambda p: (p.submit_s, p.id))
     ledger = ledger or UsageLedger()
-    return Snapshot(
+    snapshot = Snapshot(
         cluster=cluster,
         running=tuple(running),
         pending=tuple(pending),
@@ -145,3 +145,7 @@ def build_snapshot(
         exit_codes=exit_codes,
         as_of_s=now,
     )
+    from gefion.core.columns import pending_columns  # columns.py imports this module
+
+    pending_columns(snapshot)  # lay out the columns the cycle reads, once per snapshot
+    return snapshot

@@ -99,6 +99,7 @@ class Cluster:
     _capacity: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _up: tuple[bool, ...] = field(init=False, repr=False, compare=False)
     _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _max_gpus: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         units = self.units or tuple(dict.fromkeys(n.su for n in self.nodes))
@@ -120,6 +121,7 @@ class Cluster:
         object.__setattr__(self, "_capacity", tuple(n.gpus for n in self.nodes))
         object.__setattr__(self, "_up", tuple(n.state.schedulable for n in self.nodes))
         object.__setattr__(self, "_names", tuple(n.name for n in self.nodes))
+        object.__setattr__(self, "_max_gpus", max(self._capacity, default=0))
 
     # -- lookups ------------------------------------------------------------------------
     def index_of(self, node_name: str) -> int:
@@ -168,11 +170,11 @@ class Cluster:
     # -- totals -------------------------------------------------------------------------
     @property
     def total_gpus(self) -> int:
-        return sum(n.gpus for n in self.nodes)
+        return sum(self._capacity)
 
     @property
     def max_gpus_per_node(self) -> int:
-        return max((n.gpus for n in self.nodes), default=0)
+        return self._max_gpus
 
     def __len__(self) -> int:
         return len(self.nodes)

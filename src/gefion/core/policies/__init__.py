@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gefion.core.errors import PolicyError
-from gefion.core.policies.base import Policy
+from gefion.core.policies.base import PLACEMENTS, Policy
 from gefion.core.policies.fifo import Fifo
 from gefion.core.policies.fifo_backfill import FifoBackfill
 from gefion.core.policies.gefion import GefionPolicy
@@ -49,6 +49,9 @@ def get_policy(name: str, **params: Any) -> Policy:
     depth = params.get("depth")
     if depth is not None and (not isinstance(depth, int) or depth < 0):
         raise PolicyError(f"depth must be a whole number >= 0 or 'unlimited', got {depth!r}")
+    if params.get("placement", "best-fit") not in PLACEMENTS:
+        raise PolicyError(f"placement must be one of {', '.join(PLACEMENTS)}, "
+                          f"got {params['placement']!r}")
     if "thresholds_gpu_s" in params:
         params["thresholds_gpu_s"] = tuple(params["thresholds_gpu_s"])
     return factory(**params)

@@ -32,6 +32,17 @@ class Policy(Protocol):
     @property
     def preemption(self) -> bool: ...
 
+    @property
+    def requeue_victims(self) -> bool:
+        """Victims always go back to the queue (time-slicing policies like LAS), whatever
+        their QOS says."""
+        ...
+
+    @property
+    def placement(self) -> str:
+        """``best-fit`` (pack, topology-aware; the default) or ``first-fit``."""
+        ...
+
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable: ...
 
     def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,
@@ -45,11 +56,15 @@ class Policy(Protocol):
     def victim_cost(self, victim: RunningJob, now: float) -> float: ...
 
 
+PLACEMENTS = ("best-fit", "first-fit")
+
+
 @dataclass(frozen=True)
 class NoPreemption:
     """Mixin for policies that never evict."""
 
     preemption: bool = False
+    requeue_victims: bool = False
 
     def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,
                        now: float) -> list[Hashable | None]:

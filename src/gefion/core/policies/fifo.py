@@ -22,6 +22,7 @@ class Fifo(NoPreemption):
     name: str = "fifo"
     depth: int | None = 1
     backfill: bool = False
+    placement: str = "best-fit"
 
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable:
         return submit_order(snapshot, now)

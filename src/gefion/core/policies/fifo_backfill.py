@@ -19,6 +19,7 @@ class FifoBackfill(NoPreemption):
     name: str = "fifo-backfill"
     depth: int | None = 1
     backfill: bool = True
+    placement: str = "best-fit"
 
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable:
         return submit_order(snapshot, now)

@@ -18,6 +18,8 @@ class GefionPolicy:
     depth: int | None = 32
     backfill: bool = True
     preemption: bool = True
+    requeue_victims: bool = False  # the victim's QOS decides
+    placement: str = "best-fit"
     weights: Weights = field(default_factory=Weights)
 
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable:

@@ -30,6 +30,8 @@ class Las:
     depth: int | None = 0
     backfill: bool = True
     preemption: bool = True
+    requeue_victims: bool = True  # LAS time-slices: an evicted job always comes back
+    placement: str = "best-fit"
     thresholds_gpu_s: tuple[float, ...] = field(default=(3_600.0, 57_600.0))
     promote_after_s: float | None = None
 

@@ -1,0 +1,282 @@
+"""``gefion twin run`` and ``gefion twin compare``: the digital twin from the shell.
+
+Only typer is imported at the top; options are turned into a
+:class:`~gefion.twin.run.RunOptions` and everything heavy (numpy, the scheduler, Rich tables,
+matplotlib) is imported inside the command. Errors are the central handler's
+(:mod:`gefion.cli.errors`): ``error: ...`` and exit 2. Progress goes to stderr, and only
+when stderr is a terminal; results go to stdout, or to the ``--json`` file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from gefion.twin.compare import CompareRun
+    from gefion.twin.run import RunOptions, RunOutcome
+
+twin_app = typer.Typer(
+    help="The digital twin: replay job traces through the scheduler core on a virtual clock.",
+    no_args_is_help=True,
+)
+
+# -- options shared by run and compare ---------------------------------------------------------
+
+Trace = Annotated[str, typer.Option(
+    "--trace", metavar="NAME|PATH", show_default=False,
+    help="A trace folder name (itp-elasticflow, itp-elasticflow/cluster03, philly-pollux), "
+         "or the path of a canonical CSV or a sacct --parsable2 dump.")]
+ClusterOpt = Annotated[str, typer.Option(
+    "--cluster", metavar="PRESET|FILE",
+    help="gefion, superpod:N, synthetic:NODESxGPUS, or a topology file.")]
+Seed = Annotated[int, typer.Option("--seed", metavar="N",
+                                   help="Seed of the workload model and the engine.")]
+From = Annotated[str | None, typer.Option(
+    "--from", metavar="S|DATETIME", show_default=False,
+    help="Keep jobs submitted from here: seconds on the trace's axis, or a datetime "
+         "('2017-11-06 00:00') for traces with calendar times.")]
+To = Annotated[str | None, typer.Option(
+    "--to", metavar="S|DATETIME", show_default=False,
+    help="Keep jobs submitted before here (same forms as --from).")]
+Gpus = Annotated[str | None, typer.Option(
+    "--gpus", metavar="1,2,4,8", show_default=False,
+    help="Keep only jobs of these GPU counts.")]
+Traces = Annotated[Path | None, typer.Option(
+    "--traces", metavar="DIR", show_default=False,
+    help="Folder of the named traces (default: $GEFION_TRACES, else ../shared/traces).")]
+Depth = Annotated[int | None, typer.Option(
+    "--depth", metavar="N", show_default=False,
+    help="Reservation depth of the backfill: 1 = EASY, larger towards conservative.")]
+JsonOut = Annotated[Path | None, typer.Option(
+    "--json", metavar="FILE", show_default=False,
+    help="Write the summary as JSON to FILE ('-' for stdout, then no table).")]
+Report = Annotated[Path | None, typer.Option(
+    "--report", metavar="DIR", show_default=False,
+    help="Write a Markdown report with PNG plots into DIR.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no notes.")]
+
+
+def _options(trace: str, cluster: str, policy: str, load: float, seed: int,
+             from_: str | None, to: str | None, gpus: str | None, traces: Path | None,
+             depth: int | None, check: bool = False) -> RunOptions:
+    from gefion.twin.run import RunOptions, parse_gpus
+
+    return RunOptions(trace=trace, cluster=cluster, policy=policy, load=load, seed=seed,
+                      window_from=from_, window_to=to, gpus_in=parse_gpus(gpus),
+                      traces=None if traces is None else str(traces), depth=depth,
+                      check=check)
+
+
+def _check_outputs(json_out: Path | None, report: Path | None) -> None:
+    """Fail before a long run, not after it, when its results could not be written."""
+    from gefion.core.errors import InputError
+
+    if json_out is not None and str(json_out) != "-" and not json_out.parent.is_dir():
+        raise InputError(f"no such directory: {str(json_out.parent)!r}", field="json")
+    if report is not None and report.exists() and not report.is_dir():
+        raise InputError(f"{str(report)!r} exists and is not a directory", field="report")
+
+
+def _progress(quiet: bool) -> Progress:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                    TimeElapsedColumn(), console=console, transient=True,
+                    disable=quiet or not console.is_terminal)
+
+
+def _write_json(document: Any, target: Path, console: Console | None) -> None:
+    import json
+
+    text = json.dumps(document, indent=2, sort_keys=True)
+    if str(target) == "-":
+        typer.echo(text)
+        return
+    target.write_text(text + "\n", encoding="utf-8")
+    if console:
+        console.print(f"wrote {target}", markup=False, highlight=False)
+
+
+def _notes(quiet: bool) -> Console | None:
+    from rich.console import Console
+
+    return None if quiet else Console(stderr=True)
+
+
+# -- gefion twin run ---------------------------------------------------------------------------
+
+@twin_app.command("run")
+def run(
+    trace: Trace,
+    cluster: ClusterOpt = "gefion",
+    policy: Annotated[str, typer.Option(
+        "--policy", metavar="NAME", help="fifo, fifo-backfill, las or gefion.")] = "gefion",
+    load: Annotated[float, typer.Option(
+        "--load", metavar="X", help="Load factor: divides every submit time (1.5 = 50% more "
+                                    "jobs per hour).")] = 1.0,
+    seed: Seed = 0,
+    from_: From = None,
+    to: To = None,
+    gpus: Gpus = None,
+    traces: Traces = None,
+    depth: Depth = None,
+    json_out: JsonOut = None,
+    report: Report = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Check the scheduler's invariants after every event (slower).")]
+        = False,
+    quiet: Quiet = False,
+) -> None:
+    """Replay a trace through one policy and summarise it (JCT, waits, allocation, energy)."""
+    options = _options(trace, cluster, policy, load, seed, from_, to, gpus, traces, depth,
+                       check)
+    _check_outputs(json_out, report)
+    from gefion.twin.run import run_twin
+
+    with _progress(quiet) as bar:
+        task = bar.add_task(f"checking {options.trace}", total=None)
+        words = {"trace": "loading", "simulate": "simulating", "summarize": "summarising"}
+        last = [-1.0]
+
+        def progress(done: float, total: float) -> None:
+            # The engine may call this per event: redraw only every 0.1% of the way.
+            if done - last[0] >= total / 1000 or done >= total:
+                last[0] = done
+                bar.update(task, completed=done, total=total)
+
+        def on_stage(name: str) -> None:
+            bar.update(task, description=f"{words[name]} {options.trace} · {options.policy}")
+
+        outcome = run_twin(options, progress=progress, on_stage=on_stage)
+    notes = _notes(quiet)
+    if json_out is not None:
+        _write_json(outcome.summary, json_out, notes)
+    if report is not None:
+        from gefion.twin.report import write_report
+
+        paths = write_report(outcome.result, outcome.summary, report)
+        if notes:
+            notes.print(f"wrote {paths[0]} and {len(paths) - 1} plots", markup=False,
+                        highlight=False)
+    if json_out is None or str(json_out) != "-":
+        _print_run(outcome)
+
+
+def _print_run(outcome: RunOutcome) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from gefion.twin.report import fmt_duration, fmt_number, summary_rows
+
+    r = outcome.result
+    table = Table(title=Text(f"{r.trace} on {r.cluster} · policy {r.policy} · seed {r.seed} · "
+                             f"load {r.load:g}"), title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in summary_rows(outcome.summary):
+        table.add_row(metric, Text(value))
+    console = Console()
+    console.print(table)
+    by_size = outcome.summary.get("by_size") or {}
+    if by_size:
+        sizes = Table(title="by job size", title_justify="left")
+        for column in ("size", "jobs", "avg JCT", "p99 JCT", "avg wait", "p99 wait"):
+            sizes.add_column(column, justify="left" if column == "size" else "right")
+        for name, m in by_size.items():
+            if not m.get("jobs"):
+                continue
+            sizes.add_row(Text(str(name)), fmt_number(m.get("jobs")),
+                          fmt_duration(m.get("avg_jct_s")), fmt_duration(m.get("p99_jct_s")),
+                          fmt_duration(m.get("avg_wait_s")), fmt_duration(m.get("p99_wait_s")))
+        console.print(sizes)
+
+
+# -- gefion twin compare -----------------------------------------------------------------------
+
+@twin_app.command("compare")
+def compare(
+    trace: Trace,
+    policies: Annotated[str, typer.Option(
+        "--policies", metavar="A,B,C", show_default=False,
+        help="Policies to compare, comma-separated (fifo, fifo-backfill, las, gefion).")],
+    loads: Annotated[str, typer.Option(
+        "--loads", metavar="X,Y", help="Load factors, comma-separated.")] = "1.0",
+    cluster: ClusterOpt = "gefion",
+    seed: Seed = 0,
+    from_: From = None,
+    to: To = None,
+    gpus: Gpus = None,
+    traces: Traces = None,
+    depth: Depth = None,
+    json_out: JsonOut = None,
+    report: Report = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", metavar="N", min=1, show_default=False,
+        help="Processes to run at once (default: one per grid cell, at most the CPUs).")]
+        = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run several policies (and loads) side by side in parallel: one table, one plot."""
+    from gefion.twin.compare import make_grid, parse_loads, run_grid
+    from gefion.twin.run import parse_list
+
+    load_list = parse_loads(loads)
+    _check_outputs(json_out, report)
+    base = _options(trace, cluster, parse_list(policies, "policies")[0], load_list[0], seed,
+                    from_, to, gpus, traces, depth)
+    from gefion.twin.run import make_cluster
+
+    make_cluster(base)  # a bad --cluster fails here, once, not in every worker
+    cells = make_grid(base, parse_list(policies, "policies"), load_list)
+    with _progress(quiet) as bar:
+        task = bar.add_task(f"{len(cells)} runs of {base.trace}", total=len(cells))
+        runs = run_grid(cells, workers=workers, on_done=lambda _: bar.advance(task))
+    from gefion.twin.compare import compare_json, write_compare_report
+
+    notes = _notes(quiet)
+    if json_out is not None:
+        _write_json(compare_json(runs), json_out, notes)
+    if report is not None:
+        paths = write_compare_report(runs, report)
+        if notes:
+            notes.print(f"wrote {paths[0]} and {paths[1]}", markup=False, highlight=False)
+    if json_out is None or str(json_out) != "-":
+        _print_compare(runs)
+
+
+def _print_compare(runs: list[CompareRun]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from gefion.twin.compare import table_rows
+
+    first = runs[0].options
+    rows = table_rows(runs, counts=False)
+    # Headers in short lines, so that the table fits 80 columns without cropping a cell.
+    headers = ("policy", "load", "jobs", "avg\nJCT", "p99\nwait", "p99 wait\n≥64 GPUs",
+               "alloc.", "pre-\nempt.", "energy\nkWh")
+    table = Table(title=Text(f"{first.trace} on {first.cluster} · seed {first.seed}"),
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    for k, header in enumerate(headers):
+        table.add_column(header, justify="left" if k == 0 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    Console().print(table)

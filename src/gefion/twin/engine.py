@@ -1,0 +1,448 @@
+"""The twin's discrete-event engine: replay a trace through the core's cycle on a virtual clock.
+
+::
+
+    result = simulate(trace, preset("gefion"), get_policy("gefion"), seed=0)
+
+Events sit in a heap of ``(time_s, seq, kind, key, token)`` with an ``itertools.count()``
+tie-break (as in SimPy); arrivals come from the trace, which is sorted already, and are
+merged with the heap. Events: arrival, completion at the job's TRUE runtime, time-limit
+expiry (TIMEOUT), end of a preemption's grace period, node failure and repair (optional,
+:class:`FailureModel`), and the edges of advance-reservation windows.
+
+All events with the same time are processed together; then, if the state changed, the engine
+builds a snapshot with the core's one builder and calls the core's one cycle
+(``build_snapshot`` → ``run_cycle``) and carries out its decisions: starts on the nodes the
+cycle chose (GPU indices lowest first), preemptions (the victim stops after its grace period
+and is requeued, or cancelled if not requeueable). There is no tick and no scheduling logic
+here. One shortcut, exact: when the policy cannot preempt (or nothing runs) and no pending
+job's shape fits the free GPUs at all, the cycle could decide nothing, so it is not called
+(``SimResult.cycles_skipped``).
+
+The scheduler never sees a true runtime: a job's :class:`~gefion.core.jobs.JobSpec` carries
+only its time limit. Trace jobs become specs by :func:`job_spec` (see docs/twin.md).
+Units: seconds, GPUs, watts, joules.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gefion.core.cycle import run_cycle
+from gefion.core.errors import InputError, SpecError
+from gefion.core.invariants import assert_invariants
+from gefion.core.jobs import Job, JobSpec, JobState, Shape, check_transition
+from gefion.core.policies.base import Policy
+from gefion.core.reservations import Reservation
+from gefion.core.snapshot import build_snapshot
+from gefion.core.tenancy import DEFAULT_QOS, QOS, Project
+from gefion.core.topology import Cluster
+from gefion.core.usage import FairShare, UsageLedger, fairshare
+from gefion.twin.power import DGX_H100, PowerModel
+from gefion.twin.result import JobRecord, SimResult
+from gefion.twin.state import ClusterState, JobRun
+from gefion.twin.traces.model import Trace, TraceJob
+
+#: The project of trace jobs that name none (run the workload model to assign projects).
+UNASSIGNED_PROJECT = "unassigned"
+
+#: The QOS table of the twin when none is given: the core's defaults, except that preempted
+#: jobs of the ``normal`` QOS are requeued (as traces were: Philly's durations sum all
+#: attempts; Tiresias and Slurm with ``JobRequeue=1`` requeue too).
+TWIN_QOS: Mapping[str, QOS] = {**DEFAULT_QOS,
+                               "normal": replace(DEFAULT_QOS["normal"], requeue=True)}
+
+#: Seconds between recomputations of fair-share factors when usage changed (Slurm's
+#: default ``PriorityCalcPeriod``, 5 minutes).
+PRIORITY_CALC_PERIOD_S = 300.0
+
+_END, _TIMEOUT, _STOP, _FAIL, _REPAIR, _WINDOW = range(6)
+_PROGRESS_EVERY = 2048  # event batches between progress calls
+
+
+@dataclass(frozen=True, slots=True)
+class FailureModel:
+    """Node failures: every node that is not down fails after an exponential time with mean
+    ``mtbf_s`` and is repaired after an exponential time with mean ``mttr_s`` (seconds),
+    drawn from ``numpy.random.default_rng(seed)`` in event order."""
+
+    mtbf_s: float
+    mttr_s: float
+
+    def __post_init__(self) -> None:
+        for name in ("mtbf_s", "mttr_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"must be a finite number of seconds > 0, got {value}",
+                                 field=name)
+
+
+def job_spec(job: TraceJob, cluster: Cluster, qos: Mapping[str, QOS], *,
+             node_gpus: int | None = None) -> tuple[JobSpec, Shape | None, str, bool]:
+    """The scheduler's view of a trace job: ``(spec, shape, why_not, rounded_up)``.
+
+    The spec has the trace's GPUs and time limit (never its runtime), its project (``""`` →
+    :data:`UNASSIGNED_PROJECT`), user and QOS (``""`` or a name not in ``qos`` → ``normal``).
+    A request larger than a node that does not split evenly over ``ceil(gpus / node)``
+    nodes (20 GPUs on 8-GPU nodes) is rounded up to whole nodes (24). ``shape`` is None, with
+    ``why_not``, when the job can never run on ``cluster``. ``node_gpus`` is the cluster's
+    node size (``cluster.max_gpus_per_node``, which costs a pass over the nodes).
+    """
+    if job.time_limit_s is None:
+        raise InputError(f"job {job.job_id} has no time limit; apply the workload model "
+                         "(gefion.twin.workload.apply_workload_model) first",
+                         field="time_limit_s")
+    if node_gpus is None:
+        node_gpus = cluster.max_gpus_per_node
+    name = job.qos if job.qos in qos else "normal"
+    spec = JobSpec(job.gpus, int(job.time_limit_s), job.project or UNASSIGNED_PROJECT,
+                   job.user, qos=name)
+    shape, why = _shape(spec, node_gpus, len(cluster.nodes))
+    if shape is None and node_gpus > 0 and spec.gpus > node_gpus:
+        rounded = replace(spec, gpus=-(-spec.gpus // node_gpus) * node_gpus)
+        shape, why = _shape(rounded, node_gpus, len(cluster.nodes))
+        if shape is not None:
+            return rounded, shape, "", True
+    return spec, shape, why, False
+
+
+def _shape(spec: JobSpec, node_gpus: int, nodes: int) -> tuple[Shape | None, str]:
+    """As :func:`gefion.core.snapshot.resolve_shape`, with the node size given."""
+    try:
+        shape = spec.shape(node_gpus)
+    except SpecError as e:
+        return None, str(e)
+    if shape.nodes > nodes:
+        return None, f"needs {shape.nodes} nodes, the cluster has {nodes}"
+    return shape, ""
+
+
+class _Engine:
+    def __init__(self, trace: Trace, cluster: Cluster, policy: Policy, *, seed: int,
+                 reservations: tuple[Reservation, ...], projects: Mapping[str, Project],
+                 qos: Mapping[str, QOS], failures: FailureModel | None, power: PowerModel,
+                 resume: bool, check: bool, sample_every_s: float) -> None:
+        self.trace, self.policy, self.seed = trace, policy, seed
+        self.reservations, self.projects, self.qos = reservations, projects, qos
+        self.failures, self.resume, self.check = failures, resume, check
+        self.state = ClusterState(cluster, power, sample_every_s)
+        self.cluster = cluster
+        self.heap: list[tuple[float, int, int, str | int, int]] = []
+        self.seq = itertools.count()
+        self.active: dict[str, JobRun] = {}
+        self.jobs: dict[str, Job] = {}  # the core's records of active jobs, for snapshots
+        self.records: list[JobRecord] = []
+        self.dropped: Counter[str] = Counter()
+        self.ledger = UsageLedger()
+        self.shares: FairShare | None = None  # fair-share factors, recomputed every period
+        self.shares_at = -math.inf
+        self.rng = np.random.default_rng(seed)
+        self.preemptions = self.cycles = self.skipped = self.rounded = 0
+        self.failures_seen = self.failed_runs = self.events = self.repairs_pending = 0
+        self.windows_pending = 0
+        self.makespan_s = 0.0
+
+    # -- events -------------------------------------------------------------------------
+    def push(self, t: float, kind: int, key: str | int, token: int = 0) -> None:
+        heapq.heappush(self.heap, (t, next(self.seq), kind, key, token))
+
+    def arrive(self, tj: TraceJob, now: float) -> bool:
+        spec, shape, why, rounded = job_spec(tj, self.cluster, self.qos,
+                                             node_gpus=self.state.whole_gpn)
+        if shape is None:
+            self.dropped[_drop_reason(why)] += 1
+            return False
+        self.rounded += rounded
+        job = Job(tj.job_id, spec, now)
+        run = JobRun(tj, job, shape)
+        self.active[job.id] = run
+        self.jobs[job.id] = job
+        self.state.add_pending(shape)
+        return True
+
+    def start(self, job_id: str, placement: tuple[tuple[str, int], ...], now: float) -> None:
+        run = self.active[job_id]
+        check_transition(run.job.state, JobState.RUNNING)
+        alloc, job_w = self.state.allocate(job_id, placement, run.shape)
+        run.alloc, run.job_w = alloc, job_w
+        names = self.state.names
+        run.job = job = replace(run.job, state=JobState.RUNNING, start_s=now, allocation=tuple(
+            (names[n], tuple(idx)) for n, idx in alloc))
+        self.jobs[job_id] = job
+        if run.first_start_s is None:
+            run.first_start_s = now
+        run.run_start_s = now
+        run.token += 1
+        limit = job.spec.time_limit_s
+        if run.remaining_s <= limit:
+            self.push(now + run.remaining_s, _END, job_id, run.token)
+        else:
+            self.push(now + limit, _TIMEOUT, job_id, run.token)
+
+    def _stop_run(self, run: JobRun, now: float) -> None:
+        """End the current run of ``run`` at ``now``: free its GPUs, account its work."""
+        ran = now - run.run_start_s
+        run.runtime_s += ran
+        run.energy_j += run.job_w * ran
+        run.remaining_s = max(0.0, run.remaining_s - ran) if self.resume \
+            else run.trace.duration_s
+        run.token += 1
+        run.stopping = False
+        self.state.release(run.job.id, run.alloc)
+        run.alloc = []
+        spec = run.job.spec
+        factor = self.qos[spec.qos].usage_factor if spec.qos in self.qos else 1.0
+        if ran > 0 and factor > 0 and run.shape.gpus > 0:
+            self.ledger = self.ledger.charge(spec.project, spec.user,
+                                             run.shape.gpus * ran * factor,
+                                             run.run_start_s, now)
+
+    def finish(self, run: JobRun, state: JobState, now: float) -> None:
+        job = run.job
+        if job.state is JobState.RUNNING:
+            self._stop_run(run, now)
+        check_transition(job.state, state)
+        del self.active[job.id]
+        del self.jobs[job.id]
+        if job.state is JobState.PENDING:
+            self.state.remove_pending(run.shape)
+        first = run.first_start_s if run.first_start_s is not None else now
+        self.records.append(JobRecord(
+            job.id, job.spec.project, job.spec.user, run.shape.gpus, job.submit_s, first, now,
+            state.value, run.runtime_s, job.spec.time_limit_s, run.preemptions, run.energy_j))
+        self.makespan_s = max(self.makespan_s, now)
+
+    def requeue(self, run: JobRun, via: JobState, now: float) -> None:
+        """``run`` stops (PREEMPTED or NODE_FAIL) and goes back to PENDING."""
+        job = run.job
+        self._stop_run(run, now)
+        check_transition(check_transition(job.state, via), JobState.PENDING)
+        run.job = replace(job, state=JobState.PENDING, start_s=None, allocation=(),
+                          service_gpu_s=job.service_gpu_s + run.shape.gpus * (
+                              now - run.run_start_s),
+                          restarts=job.restarts + 1)
+        self.jobs[job.id] = run.job
+        self.state.add_pending(run.shape)
+
+    def handle(self, kind: int, key: str | int, token: int, now: float) -> bool:
+        """Carry out one event; True if the state changed."""
+        if kind <= _STOP:
+            run = self.active.get(key) if isinstance(key, str) else None
+            if run is None or run.token != token:
+                return False  # stale: the run it belonged to has ended
+            if kind == _END:
+                self.finish(run, JobState.COMPLETED, now)
+            elif kind == _TIMEOUT:
+                self.finish(run, JobState.TIMEOUT, now)
+            elif run.requeue:  # the end of a preemption's grace period
+                run.preemptions += 1
+                self.preemptions += 1
+                self.requeue(run, JobState.PREEMPTED, now)
+            else:
+                run.preemptions += 1
+                self.preemptions += 1
+                self._stop_run(run, now)
+                run.job = replace(run.job, state=check_transition(
+                    run.job.state, JobState.PREEMPTED))
+                self.finish(run, JobState.CANCELLED, now)
+            return True
+        if kind == _FAIL:
+            assert isinstance(key, int)
+            self.failures_seen += 1
+            for job_id in sorted(self.state.jobs_on(key)):
+                self.failed_runs += 1
+                self.requeue(self.active[job_id], JobState.NODE_FAIL, now)
+            self.cluster = self.state.set_down(key, True)
+            self.repairs_pending += 1
+            assert self.failures is not None
+            self.push(now + float(self.rng.exponential(self.failures.mttr_s)), _REPAIR, key)
+            return True
+        if kind == _REPAIR:
+            assert isinstance(key, int) and self.failures is not None
+            self.cluster = self.state.set_down(key, False)
+            self.repairs_pending -= 1
+            self.push(now + float(self.rng.exponential(self.failures.mtbf_s)), _FAIL, key)
+            return True
+        # a reservation window opens or closes: schedule its next edge
+        assert isinstance(key, int)
+        self.windows_pending -= 1
+        self._next_edge(key, now)
+        return True
+
+    def _next_edge(self, k: int, after: float) -> None:
+        for ws, we in self.reservations[k].windows(after, math.inf):
+            edge = ws if ws > after else we
+            if edge > after:
+                self.push(edge, _WINDOW, k)
+                self.windows_pending += 1
+            return
+
+    # -- the cycle ----------------------------------------------------------------------
+    def cycle(self, now: float) -> int:
+        """Run the core's cycle at ``now`` and carry out its decisions; the starts made."""
+        if self.shares is None or now - self.shares_at >= PRIORITY_CALC_PERIOD_S:
+            self.shares, self.shares_at = fairshare(self.projects, self.ledger, now), now
+        snapshot = build_snapshot(self.cluster, self.jobs.values(), now,
+                                  reservations=self.reservations, projects=self.projects,
+                                  qos=self.qos, fairshare_table=self.shares)
+        result = run_cycle(snapshot, now, self.policy)
+        self.cycles += 1
+        if self.check:
+            assert_invariants(snapshot, result)
+        for s in result.starts:
+            self.start(s.job_id, s.placement.nodes, now)
+        for p in result.preemptions:
+            run = self.active.get(p.job_id)
+            if run is None or run.job.state is not JobState.RUNNING or run.stopping:
+                continue  # already leaving: the earlier signal stands
+            run.stopping, run.requeue = True, p.requeue
+            self.push(now + p.grace_s, _STOP, p.job_id, run.token)
+        if self.check:
+            self.state.check(self.active.values())
+        return len(result.starts)
+
+    def may_decide(self) -> bool:
+        """False only when the cycle provably decides nothing: no preemption is possible
+        and no pending shape fits the free GPUs (nor a 0-GPU job)."""
+        if self.state.pending_count == 0:
+            return False
+        if self.policy.preemption and self.state.running_count:
+            return True
+        return self.state.any_pending_fits()
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self, progress: Callable[[float, float], None] | None,
+            max_events: int | None) -> None:
+        arrivals = self.trace.jobs
+        n, i = len(arrivals), 0
+        heap, state = self.heap, self.state
+        if self.failures is not None:
+            for k in state.failable():
+                self.push(float(self.rng.exponential(self.failures.mtbf_s)), _FAIL, k)
+        for k in range(len(self.reservations)):
+            self._next_edge(k, -math.inf)
+        batches = 0
+        stop = "never started: left pending on an idle cluster"
+        while i < n or self.active:
+            if i < n:
+                now = arrivals[i].submit_s
+                if heap and heap[0][0] < now:
+                    now = heap[0][0]
+            elif heap:
+                now = heap[0][0]
+            else:
+                break
+            state.advance(now)
+            changed = False
+            while i < n and arrivals[i].submit_s <= now:
+                changed |= self.arrive(arrivals[i], now)
+                i += 1
+                self.events += 1
+            while heap and heap[0][0] <= now:
+                _, _, kind, key, token = heapq.heappop(heap)
+                self.events += 1
+                changed |= self.handle(kind, key, token, now)
+            started = 0
+            if changed:
+                if self.may_decide():
+                    started = self.cycle(now)
+                else:
+                    self.skipped += 1
+            state.sample(now)
+            batches += 1
+            if progress is not None and batches % _PROGRESS_EVERY == 0:
+                progress(float(len(self.records)), float(n))
+            if max_events is not None and self.events >= max_events:
+                stop = "unfinished: max_events reached"
+                break
+            if i == n and self.active and not started and state.running_count == 0 \
+                    and not self.repairs_pending and not self.windows_pending:
+                break  # pending jobs on an idle cluster, and nothing left to change that
+        left = len(self.active) + n - i
+        if left:  # counted, so that no job is lost silently
+            self.dropped[stop] += left
+        if progress is not None:
+            progress(float(len(self.records)), float(n))
+
+    def result(self, load: float, wall_s: float) -> SimResult:
+        shares = {name: p.shares for name, p in self.projects.items()}
+        for r in self.records:
+            shares.setdefault(r.project, 1.0)
+        state = self.state
+        return SimResult(
+            trace=self.trace.name, cluster=self.cluster.name, policy=self.policy.name,
+            seed=self.seed, load=load, total_gpus=state.total_gpus,
+            jobs=tuple(sorted(self.records, key=_submit_order)),
+            samples=state.log.samples(), makespan_s=self.makespan_s,
+            preemptions=self.preemptions, cycles=self.cycles, events=self.events,
+            dropped=dict(sorted(self.dropped.items())), wall_s=wall_s,
+            cycles_skipped=self.skipped, rounded_up=self.rounded,
+            node_failures=self.failures_seen, failed_runs=self.failed_runs,
+            allocated_gpu_s=state.allocated_gpu_s, stranded_gpu_s=state.stranded_gpu_s,
+            energy_j=state.energy_j, project_shares=dict(sorted(shares.items())),
+            sample_every_s=state.sample_every_s)
+
+
+def _submit_order(r: JobRecord) -> tuple[float, str]:
+    return (r.submit_s, r.job_id)
+
+
+def _drop_reason(why: str) -> str:
+    if "nodes, the cluster has" in why:
+        return "larger than the cluster"
+    return "cannot be laid out on this cluster"
+
+
+_LOAD = re.compile(r"workload model seed=\d+ load=([0-9.eE+-]+)")
+
+
+def _load_of(trace: Trace) -> float:
+    found = _LOAD.findall(trace.source)
+    return float(found[-1]) if found else 1.0
+
+
+def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
+             reservations: Iterable[Reservation] = (),
+             projects: Mapping[str, Project] | None = None,
+             qos: Mapping[str, QOS] | None = None, failures: FailureModel | None = None,
+             check_invariants: bool = False,
+             progress: Callable[[float, float], None] | None = None,
+             max_events: int | None = None, power: PowerModel = DGX_H100,
+             resume: bool = True, sample_every_s: float | None = None,
+             load: float | None = None) -> SimResult:
+    """Replay ``trace`` on ``cluster`` under ``policy``; deterministic for a given ``seed``.
+
+    Every trace job needs a time limit (the workload model fills them). ``qos`` defaults to
+    :data:`TWIN_QOS`. ``failures`` turns node failures on (seeded by ``seed``).
+    ``check_invariants`` checks the core's invariants after every cycle and the engine's
+    own (no GPU index allocated twice, gangs whole) after every event batch.
+    ``progress(jobs_ended, jobs_total)`` is called every few thousand event batches.
+    ``max_events`` stops a run after the event batch that reaches it (the jobs left are
+    counted in ``dropped``).
+    ``resume``: a requeued job continues where it stopped (its remaining true runtime
+    shrinks by what it ran, as in Tiresias); False: it starts over. ``sample_every_s``
+    thins samples (default: the trace's span / 20,000). ``load`` is recorded in the result
+    (default: read from the workload model's note in ``trace.source``, else 1.0).
+    """
+    if max_events is not None and max_events < 1:
+        raise InputError(f"must be >= 1, got {max_events}", field="max_events")
+    if sample_every_s is None:
+        sample_every_s = trace.span_s / 20_000.0
+    began = time.perf_counter()
+    engine = _Engine(trace, cluster, policy, seed=seed, reservations=tuple(reservations),
+                     projects=dict(projects or {}),
+                     qos=dict(qos) if qos is not None else dict(TWIN_QOS),
+                     failures=failures, power=power, resume=resume,
+                     check=check_invariants, sample_every_s=max(0.0, sample_every_s))
+    engine.run(progress, max_events)
+    return engine.result(_load_of(trace) if load is None else load,
+                         time.perf_counter() - began)

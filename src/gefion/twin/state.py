@@ -1,0 +1,214 @@
+"""The twin's view of the machine: free GPU indices per node, who runs where, pending
+demand, and the exact time integrals (allocation, stranded GPUs, energy)."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterable
+
+from gefion.core.invariants import InvariantError
+from gefion.core.jobs import Job, JobState, Shape
+from gefion.core.topology import Cluster, NodeState
+from gefion.twin.power import PowerMeter, PowerModel
+from gefion.twin.result import SampleLog
+from gefion.twin.traces.model import TraceJob
+
+
+class ClusterState:
+    """What the engine knows of the machine: free GPU indices per node, who runs where,
+    pending demand, and the exact time integrals (allocation, stranded GPUs, energy).
+
+    Stranded free GPUs: free GPUs on schedulable nodes that are partly allocated, counted
+    only while at least one pending job needs whole nodes (``gpus_per_node`` equal to the
+    cluster's node size); they cannot serve such a job.
+    """
+
+    def __init__(self, cluster: Cluster, power: PowerModel, sample_every_s: float) -> None:
+        nodes = cluster.nodes
+        self.cluster = cluster
+        self.names = [n.name for n in nodes]
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.cap = [n.gpus for n in nodes]
+        self.base_state = [n.state for n in nodes]
+        self.schedulable = [n.state.schedulable for n in nodes]
+        self.powered = [n.state is not NodeState.DOWN for n in nodes]
+        self.free_idx = [list(range(c)) for c in self.cap]
+        self.used = [0] * len(nodes)
+        self.on_node: list[set[str]] = [set() for _ in nodes]
+        self.whole_gpn = cluster.max_gpus_per_node
+        self.total_gpus = cluster.total_gpus
+        self.free_hist = [0] * (self.whole_gpn + 1)  # schedulable nodes by free GPUs
+        for n, c in enumerate(self.cap):
+            if self.schedulable[n]:
+                self.free_hist[c] += 1
+        self.job_gpu_w = [power.job_gpu_w(c) for c in self.cap]
+        self.meter = PowerMeter(power, self.cap, self.powered)
+        self.allocated = self.partial_free = self.running_count = 0
+        self.pending_count = self.pending_gpus = self.pending_whole = 0
+        self.pending_shapes: Counter[tuple[int, int]] = Counter()
+        self.last_t: float | None = None
+        self.allocated_gpu_s = self.stranded_gpu_s = self.energy_j = 0.0
+        self.sample_every_s = sample_every_s
+        self.log = SampleLog(sample_every_s)
+
+    # -- bookkeeping --------------------------------------------------------------------
+    def _set_used(self, n: int, new: int) -> None:
+        old, c = self.used[n], self.cap[n]
+        if self.schedulable[n]:
+            self.free_hist[c - old] -= 1
+            self.free_hist[c - new] += 1
+            if 0 < old < c:
+                self.partial_free -= c - old
+            if 0 < new < c:
+                self.partial_free += c - new
+        self.used[n] = new
+
+    def add_pending(self, shape: Shape) -> None:
+        self.pending_count += 1
+        self.pending_gpus += shape.gpus
+        self.pending_whole += shape.gpus_per_node >= self.whole_gpn
+        self.pending_shapes[(shape.nodes, shape.gpus_per_node)] += 1
+
+    def remove_pending(self, shape: Shape) -> None:
+        self.pending_count -= 1
+        self.pending_gpus -= shape.gpus
+        self.pending_whole -= shape.gpus_per_node >= self.whole_gpn
+        key = (shape.nodes, shape.gpus_per_node)
+        self.pending_shapes[key] -= 1
+        if not self.pending_shapes[key]:
+            del self.pending_shapes[key]
+
+    def allocate(self, job_id: str, placement: tuple[tuple[str, int], ...],
+                 shape: Shape) -> tuple[list[tuple[int, list[int]]], float]:
+        """Take the lowest free GPU indices on each node of ``placement``; the allocation
+        and the watts charged to the job."""
+        alloc: list[tuple[int, list[int]]] = []
+        job_w = 0.0
+        for name, g in placement:
+            n = self.index[name]
+            free = self.free_idx[n]
+            if len(free) < g or not self.schedulable[n]:
+                raise InvariantError(f"{job_id}: {g} GPUs on {name}, which has "
+                                     f"{len(free)} free (schedulable: {self.schedulable[n]})")
+            idx = free[:g]
+            del free[:g]
+            self._set_used(n, self.used[n] + g)
+            self.on_node[n].add(job_id)
+            self.meter.allocated[self.cap[n]] += g
+            self.allocated += g
+            job_w += g * self.job_gpu_w[n]
+            alloc.append((n, idx))
+        self.running_count += 1
+        self.remove_pending(shape)
+        return alloc, job_w
+
+    def release(self, job_id: str, alloc: list[tuple[int, list[int]]]) -> None:
+        for n, idx in alloc:
+            self.free_idx[n] = sorted(self.free_idx[n] + idx)
+            self._set_used(n, self.used[n] - len(idx))
+            self.on_node[n].discard(job_id)
+            self.meter.allocated[self.cap[n]] -= len(idx)
+            self.allocated -= len(idx)
+        self.running_count -= 1
+
+    def jobs_on(self, n: int) -> set[str]:
+        return set(self.on_node[n])
+
+    def failable(self) -> list[int]:
+        return [n for n, on in enumerate(self.powered) if on]
+
+    def set_down(self, n: int, down: bool) -> Cluster:
+        """Node ``n`` fails (its jobs already released) or is repaired; the new cluster."""
+        c = self.cap[n]
+        if down:
+            assert self.used[n] == 0, "release a failed node's jobs first"
+            if self.schedulable[n]:
+                self.free_hist[c] -= 1
+            self.schedulable[n], self.powered[n] = False, False
+            self.meter.powered[c] -= 1
+            state = NodeState.DOWN
+        else:
+            state = self.base_state[n]
+            self.schedulable[n], self.powered[n] = state.schedulable, True
+            if self.schedulable[n]:
+                self.free_hist[c] += 1
+            self.meter.powered[c] += 1
+        self.cluster = self.cluster.with_states({self.names[n]: state})
+        return self.cluster
+
+    # -- questions ----------------------------------------------------------------------
+    def any_pending_fits(self) -> bool:
+        """Could any pending shape (``nodes`` × ``gpus_per_node``) fit the free GPUs now?"""
+        hist = self.free_hist
+        at_least = list(itertools.accumulate(reversed(hist)))[::-1]  # nodes with >= g free
+        top = len(hist) - 1
+        return any(g <= top and at_least[g] >= count for count, g in self.pending_shapes)
+
+    @property
+    def power_w(self) -> float:
+        return self.meter.watts
+
+    @property
+    def stranded(self) -> int:
+        return self.partial_free if self.pending_whole else 0
+
+    # -- time ---------------------------------------------------------------------------
+    def advance(self, now: float) -> None:
+        """Integrate allocation, stranded GPUs and energy up to ``now``."""
+        if self.last_t is not None and now > self.last_t:
+            dt = now - self.last_t
+            self.allocated_gpu_s += self.allocated * dt
+            self.stranded_gpu_s += self.stranded * dt
+            self.energy_j += self.power_w * dt
+        self.last_t = now
+
+    def sample(self, now: float) -> None:
+        self.log.add(now, self.allocated, self.pending_count, self.pending_gpus,
+                     self.stranded, self.power_w)
+
+    def check(self, runs: Iterable[JobRun]) -> None:
+        """The engine's own invariants: no GPU index twice, gangs whole, counts agree."""
+        held: list[set[int]] = [set() for _ in self.cap]
+        for run in runs:
+            if run.job.state is not JobState.RUNNING:
+                continue
+            nodes = [n for n, _ in run.alloc]
+            if len(set(nodes)) != run.shape.nodes or len(nodes) != run.shape.nodes or any(
+                    len(idx) != run.shape.gpus_per_node for _, idx in run.alloc):
+                raise InvariantError(f"{run.job.id}: gang of {run.shape} holds {run.alloc}")
+            for n, idx in run.alloc:
+                if held[n] & set(idx):
+                    raise InvariantError(f"{self.names[n]}: GPUs {held[n] & set(idx)} twice")
+                if not self.schedulable[n]:
+                    raise InvariantError(f"{run.job.id} runs on unschedulable {self.names[n]}")
+                held[n] |= set(idx)
+        for n, c in enumerate(self.cap):
+            free = self.free_idx[n]
+            if held[n] & set(free) or len(held[n]) + len(free) != c or \
+                    len(held[n]) != self.used[n]:
+                raise InvariantError(f"{self.names[n]}: held {sorted(held[n])}, free {free}")
+
+
+class JobRun:
+    """The engine's mutable record of one job that is pending or running."""
+
+    __slots__ = ("alloc", "energy_j", "first_start_s", "job", "job_w", "preemptions",
+                 "remaining_s", "requeue", "run_start_s", "runtime_s", "shape", "stopping",
+                 "token", "trace")
+
+    def __init__(self, trace: TraceJob, job: Job, shape: Shape) -> None:
+        self.trace = trace
+        self.job = job
+        self.shape = shape
+        self.remaining_s = trace.duration_s
+        self.first_start_s: float | None = None
+        self.run_start_s = 0.0
+        self.runtime_s = 0.0
+        self.energy_j = 0.0
+        self.job_w = 0.0
+        self.preemptions = 0
+        self.token = 0
+        self.stopping = False
+        self.requeue = True
+        self.alloc: list[tuple[int, list[int]]] = []
