@@ -21,25 +21,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.console import Console  # noqa: E402
-from rich.progress import Progress  # noqa: E402
-from rich.table import Table  # noqa: E402
+from bench.naive import naive_easy_cycle
+from bench.workloads import busy_jobs
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
-from bench.naive import naive_easy_cycle  # noqa: E402
-from bench.workloads import busy_jobs  # noqa: E402
-from gefion.core.cycle import run_cycle  # noqa: E402
-from gefion.core.policies import get_policy  # noqa: E402
-from gefion.core.snapshot import build_snapshot  # noqa: E402
-from gefion.core.topology import preset  # noqa: E402
+from gefion.core.cycle import run_cycle
+from gefion.core.policies import get_policy
+from gefion.core.snapshot import build_snapshot
+from gefion.core.topology import preset
 
 NOW = 100_000.0
 SCALES = [("gefion", 1_000, 10_000), ("synthetic:12500x8", 100_000, 100_000)]
 POLICIES = ["gefion", "fifo-backfill", "fifo", "las"]
+#: LAS evicts thousands of long-running jobs for the 100,000 fresh ones of this synthetic
+#: queue in one cycle — a worst case, not a steady state; it is measured at Gefion scale.
+SKIP = {("synthetic:12500x8", "las")}
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -63,8 +66,9 @@ def main() -> None:
             snap = build_snapshot(cluster, jobs, NOW)
             build_ms = (time.perf_counter() - t0) * 1000
             naive: list[float] = []
-            task = progress.add_task(f"{name} naive", total=reps[name])
-            for _ in range(reps[name]):
+            naive_reps = 1 if name != "gefion" else reps[name]  # a full scan per job: slow
+            task = progress.add_task(f"{name} naive", total=naive_reps)
+            for _ in range(naive_reps):
                 fresh = build_snapshot(cluster, jobs, NOW)
                 t0 = time.perf_counter()
                 naive_easy_cycle(fresh, NOW)  # on the same snapshot, build not counted
@@ -72,6 +76,8 @@ def main() -> None:
                 progress.advance(task)
             naive_med = statistics.median(naive)
             for policy_name in POLICIES:
+                if (name, policy_name) in SKIP:
+                    continue
                 policy = get_policy(policy_name)
                 times: list[float] = []
                 totals: list[float] = []
