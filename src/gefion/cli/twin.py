@@ -50,9 +50,10 @@ Gpus = Annotated[str | None, typer.Option(
 Traces = Annotated[Path | None, typer.Option(
     "--traces", metavar="DIR", show_default=False,
     help="Folder of the named traces (default: $GEFION_TRACES, else ../shared/traces).")]
-Depth = Annotated[int | None, typer.Option(
+Depth = Annotated[str | None, typer.Option(
     "--depth", metavar="N", show_default=False,
-    help="Reservation depth of the backfill: 1 = EASY, larger towards conservative.")]
+    help="Reservation depth of the backfill: 0 = none, 1 = EASY, N jobs ahead, "
+         "'unlimited' = conservative.")]
 JsonOut = Annotated[Path | None, typer.Option(
     "--json", metavar="FILE", show_default=False,
     help="Write the summary as JSON to FILE ('-' for stdout, then no table).")]
@@ -64,12 +65,13 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no 
 
 def _options(trace: str, cluster: str, policy: str, load: float, seed: int,
              from_: str | None, to: str | None, gpus: str | None, traces: Path | None,
-             depth: int | None, check: bool = False) -> RunOptions:
+             depth: str | None, check: bool = False) -> RunOptions:
+    from gefion.cli.plan import parse_depth
     from gefion.twin.run import RunOptions, parse_gpus
 
     return RunOptions(trace=trace, cluster=cluster, policy=policy, load=load, seed=seed,
                       window_from=from_, window_to=to, gpus_in=parse_gpus(gpus),
-                      traces=None if traces is None else str(traces), depth=depth,
+                      traces=None if traces is None else str(traces), depth=parse_depth(depth),
                       check=check)
 
 

@@ -83,7 +83,7 @@ class RunOptions:
 
     ``window_from``/``window_to`` are ``--from``/``--to`` as given: seconds on the trace's
     axis (its first submit is 0) or naive datetimes (calendar traces only). ``gpus_in``
-    keeps jobs of those GPU counts. ``depth`` is the policy's reservation depth.
+    keeps jobs of those GPU counts. ``depth`` is the policy's reservation depth (-1: unlimited).
     """
 
     trace: str
@@ -107,8 +107,9 @@ class RunOptions:
             raise InputError(f"must be a number > 0, got {self.load!r}", field="load")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InputError(f"must be a whole number >= 0, got {self.seed!r}", field="seed")
-        if self.depth is not None and self.depth < 0:
-            raise InputError(f"must be >= 0, got {self.depth}", field="depth")
+        if self.depth is not None and self.depth < -1:
+            raise InputError(f"must be >= 0 (or -1: unlimited), got {self.depth}",
+                             field="depth")
         if self.gpus_in is not None and any(g < 0 for g in self.gpus_in):
             raise InputError("GPU counts must be >= 0", field="gpus")
         kinds = {type(parse_window(self.window_from, "from")),
@@ -133,7 +134,8 @@ class RunOutcome:
 def make_policy(options: RunOptions) -> Policy:
     from gefion.core.policies import get_policy
 
-    params: dict[str, Any] = {} if options.depth is None else {"depth": options.depth}
+    params: dict[str, Any] = {} if options.depth is None else {
+        "depth": None if options.depth < 0 else options.depth}  # < 0: unlimited
     return get_policy(options.policy, **params)
 
 
