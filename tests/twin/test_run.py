@@ -68,7 +68,7 @@ def small(folder: Path, **changes: object) -> RunOptions:
 @pytest.mark.parametrize(("changes", "field"), [
     ({"load": 0}, "load"), ({"load": -1.5}, "load"), ({"load": math.nan}, "load"),
     ({"load": math.inf}, "load"), ({"load": True}, "load"), ({"seed": -1}, "seed"),
-    ({"depth": -1}, "depth"), ({"trace": " "}, "trace"), ({"gpus_in": (1, -2)}, "gpus"),
+    ({"depth": -2}, "depth"), ({"trace": " "}, "trace"), ({"gpus_in": (1, -2)}, "gpus"),
     ({"window_from": "abc"}, "from"), ({"window_to": "inf"}, "to"),
     ({"window_from": "0", "window_to": "2017-11-13"}, "to"),
 ])

@@ -70,10 +70,8 @@ def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_c
     if len(finite) < req.nodes:
         return None
     lower = max(not_before, float(finite[req.nodes - 1]))
-    times: set[float] = {lower}
-    times.update(float(t) for t in finite if t > lower)
     plan_edges = [t for t in avail.profile.times if t > lower]
-    times.update(plan_edges)
+    extra: list[float] = [lower, *plan_edges]
     last = max([lower, float(finite[-1]), *plan_edges])
     horizon = last + req.duration_s + max(
         ((r.period_s or r.duration_s) for r in req.reservations), default=0.0) + 1.0
@@ -82,22 +80,28 @@ def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_c
         for k, (ws, we) in enumerate(res.windows(lower, INF)):
             if k > 0 and ws >= horizon:
                 break
-            times.update(t for t in (ws, we) if t >= lower)
+            extra.extend(t for t in (ws, we) if t >= lower)
+    # Candidate starts: when GPUs come back, when plans end, window edges — ascending.
+    times = np.unique(np.concatenate((finite[finite > lower], np.asarray(extra))))
     room = avail.capacity - g
-    skip_to = lower
-    for t in sorted(times):
+    k = 0
+    while k < len(times):
+        t = float(times[k])
+        k += 1
         if t == INF:
             break
-        if t < skip_to:
-            continue
         if int(np.searchsorted(finite, t, side="right")) < req.nodes:
             continue  # too few nodes free in the base, whatever the plans
+        # No start can succeed before N nodes are both released and past the plans that
+        # leave them no room: if that is later than t, jump there without trying t.
+        if avail.profile:
+            ready = np.maximum(tau_all,
+                               avail.profile.blocked_until(t, t + req.duration_s, room))
+            skip_to = float(np.partition(ready[req.allowed], req.nodes - 1)[req.nodes - 1])
+            if skip_to > t:
+                k = int(np.searchsorted(times, skip_to, side="left"))
+                continue
         nodes = fit_at(avail, req, t, node_units, unit_count)
         if nodes is not None:
             return Fit(t, nodes)
-        # No start can succeed before N nodes are both released and past the plans that
-        # leave them no room: jump there.
-        ready = np.maximum(tau_all, avail.profile.blocked_until(t, t + req.duration_s, room))
-        ready = np.sort(ready[req.allowed])
-        skip_to = float(ready[req.nodes - 1])
     return None

@@ -15,7 +15,7 @@ from gefion.core.snapshot import PendingJob, RunningJob, Snapshot
 @dataclass(frozen=True)
 class GefionPolicy:
     name: str = "gefion"
-    depth: int | None = 32
+    depth: int | None = 16
     backfill: bool = True
     preemption: bool = True
     requeue_victims: bool = False  # the victim's QOS decides
