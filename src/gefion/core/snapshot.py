@@ -96,6 +96,7 @@ def build_snapshot(
     grants: Iterable[Grant] = (),
     charged_gpu_s: Mapping[str, float] | None = None,
     fairshare_table: FairShare | None = None,
+    previous: Snapshot | None = None,
 ) -> Snapshot:
     """Build the snapshot for a cycle at ``now`` from job records and tenancy.
 
@@ -104,6 +105,11 @@ def build_snapshot(
 
     ``fairshare_table`` lets a body reuse fair-share factors it computed earlier from the same
     ledger (like Slurm, bodies recompute them every ``PriorityCalcPeriod``, not every cycle).
+
+    ``previous``, the snapshot of the body's last cycle, lets the builder reuse what it
+    derived from job records that did not change: ``Job`` records are immutable, so a body
+    that replaces a record on every change passes the very same object for an unchanged
+    job, and the builder keys its reuse on that identity (on the same cluster and QOS).
     """
     qos_map = dict(qos) if qos is not None else dict(DEFAULT_QOS)
     projects = dict(projects or {})
@@ -111,23 +117,40 @@ def build_snapshot(
     pending: list[PendingJob] = []
     states: dict[str, JobState] = {}
     exit_codes: dict[str, int | None] = {}
+    reuse: dict[str, tuple[Job, RunningJob | PendingJob]] = {}
+    if previous is not None and previous.cluster is cluster and previous.qos == qos_map:
+        reuse = previous.__dict__.get("_derived", {})
+    derived: dict[str, tuple[Job, RunningJob | PendingJob]] = {}
     for job in jobs:
         states[job.id] = job.state
         exit_codes[job.id] = job.exit_code
+        hit = reuse.get(job.id)
+        if hit is not None and hit[0] is job:
+            record = hit[1]
+            derived[job.id] = hit
+            if isinstance(record, RunningJob):
+                running.append(record)
+            else:
+                pending.append(record)
+            continue
         if job.state is JobState.RUNNING:
             q = qos_map.get(job.spec.qos) or qos_map.get("normal") or DEFAULT_QOS["normal"]
             preemptible = q.preemptible if job.spec.preemptible is None else job.spec.preemptible
             alloc = tuple(sorted((cluster.index_of(n), len(g)) for n, g in job.allocation))
             start = job.start_s if job.start_s is not None else job.submit_s
-            running.append(RunningJob(
+            run = RunningJob(
                 job.id, job.spec, start, start + job.spec.time_limit_s, alloc, preemptible,
                 job.spec.grace_s if job.spec.grace_s is not None else q.grace_s,
                 q.requeues if job.spec.preemptible is None else preemptible,
-                job.service_gpu_s))
+                job.service_gpu_s)
+            running.append(run)
+            derived[job.id] = (job, run)
         elif job.state is JobState.PENDING:
             shape, err = resolve_shape(job.spec, cluster)
-            pending.append(PendingJob(job.id, job.spec, job.submit_s, shape, job.held,
-                                      job.service_gpu_s, err))
+            wait = PendingJob(job.id, job.spec, job.submit_s, shape, job.held,
+                              job.service_gpu_s, err)
+            pending.append(wait)
+            derived[job.id] = (job, wait)
     running.sort(key=lambda r: (r.start_s, r.id))
     pending.sort(key=lambda p: (p.submit_s, p.id))
     ledger = ledger or UsageLedger()
@@ -148,4 +171,5 @@ def build_snapshot(
     from gefion.core.columns import pending_columns  # columns.py imports this module
 
     pending_columns(snapshot)  # lay out the columns the cycle reads, once per snapshot
+    object.__setattr__(snapshot, "_derived", derived)  # for the next build (``previous``)
     return snapshot

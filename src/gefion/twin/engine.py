@@ -43,7 +43,7 @@ from gefion.core.invariants import assert_invariants
 from gefion.core.jobs import Job, JobSpec, JobState, Shape, check_transition
 from gefion.core.policies.base import Policy
 from gefion.core.reservations import Reservation
-from gefion.core.snapshot import build_snapshot
+from gefion.core.snapshot import Snapshot, build_snapshot
 from gefion.core.tenancy import DEFAULT_QOS, QOS, Project
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
@@ -144,6 +144,7 @@ class _Engine:
         self.dropped: Counter[str] = Counter()
         self.ledger = UsageLedger()
         self.shares: FairShare | None = None  # fair-share factors, recomputed every period
+        self.last_snapshot: Snapshot | None = None  # lets the builder reuse unchanged jobs
         self.shares_at = -math.inf
         self.rng = np.random.default_rng(seed)
         self.preemptions = self.cycles = self.skipped = self.rounded = 0
@@ -293,7 +294,9 @@ class _Engine:
             self.shares, self.shares_at = fairshare(self.projects, self.ledger, now), now
         snapshot = build_snapshot(self.cluster, self.jobs.values(), now,
                                   reservations=self.reservations, projects=self.projects,
-                                  qos=self.qos, fairshare_table=self.shares)
+                                  qos=self.qos, fairshare_table=self.shares,
+                                  previous=self.last_snapshot)
+        self.last_snapshot = snapshot
         result = run_cycle(snapshot, now, self.policy)
         self.cycles += 1
         if self.check:
