@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gefion.core.snapshot import Snapshot
+from gefion.core.snapshot import PendingJob, Snapshot
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -38,33 +38,45 @@ class PendingColumns:
     qos_names: list[str]
 
 
-def pending_columns(snapshot: Snapshot) -> PendingColumns:
-    """The columns of ``snapshot.pending`` (computed once per snapshot, then cached)."""
+#: What a pending job contributes to the columns: numbers, then (project, user, QOS).
+Row = tuple[tuple[float, int, int, int, int, bool], tuple[str, str, str]]
+
+
+def pending_row(p: PendingJob) -> Row:
+    """The static facts of one pending job; the snapshot builder keeps these per job."""
+    spec, shape = p.spec, p.shape
+    plain = shape is not None and not p.held and not spec.depends_on \
+        and spec.reservation is None
+    return ((p.submit_s, spec.gpus, shape.gpus_per_node if shape else 0,
+             shape.nodes if shape else 0, spec.time_limit_s, plain),
+            (spec.project, spec.user, spec.qos))
+
+
+def pending_columns(snapshot: Snapshot, rows: list[Row] | None = None) -> PendingColumns:
+    """The columns of ``snapshot.pending`` (computed once per snapshot, then cached).
+
+    ``rows`` (from :func:`pending_row`, in snapshot order) spares recomputing them.
+    """
     cached: PendingColumns | None = snapshot.__dict__.get("_columns")
     if cached is not None:
         return cached
+    if rows is None:
+        rows = [pending_row(p) for p in snapshot.pending]
+    n = len(rows)
     projects: dict[str, int] = {}
     pairs: dict[tuple[str, str], int] = {}
     qos: dict[str, int] = {}
-    rows = []
-    for p in snapshot.pending:
-        spec, shape = p.spec, p.shape
-        pair = (spec.project, spec.user)
-        pi = projects.setdefault(spec.project, len(projects))
-        ui = pairs.setdefault(pair, len(pairs))
-        qi = qos.setdefault(spec.qos, len(qos))
-        plain = shape is not None and not p.held and not spec.depends_on \
-            and spec.reservation is None
-        rows.append((p.submit_s, spec.gpus, shape.gpus_per_node if shape else 0,
-                     shape.nodes if shape else 0, spec.time_limit_s, plain, pi, ui, qi))
-    n = len(rows)
-    table = np.array(rows, dtype=np.float64).reshape(n, 9)
+    project = [projects.setdefault(c[0], len(projects)) for _, c in rows]
+    pair = [pairs.setdefault((c[0], c[1]), len(pairs)) for _, c in rows]
+    qos_i = [qos.setdefault(c[2], len(qos)) for _, c in rows]
+    table = np.array([r for r, _ in rows], dtype=np.float64).reshape(n, 6)
     ints = table[:, 1:].astype(np.int64)
     columns = PendingColumns(
         ids=[p.id for p in snapshot.pending], submit_s=table[:, 0].copy(),
         gpus=ints[:, 0].copy(), gpus_per_node=ints[:, 1].copy(), nodes=ints[:, 2].copy(),
         limit_s=ints[:, 3].copy(), plain=ints[:, 4].astype(np.bool_),
-        project=ints[:, 5].copy(), pair=ints[:, 6].copy(), qos=ints[:, 7].copy(),
+        project=np.asarray(project, dtype=np.int64), pair=np.asarray(pair, dtype=np.int64),
+        qos=np.asarray(qos_i, dtype=np.int64),
         projects=list(projects), pairs=list(pairs), qos_names=list(qos))
     object.__setattr__(snapshot, "_columns", columns)
     return columns

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from gefion.core.errors import GefionError
 from gefion.core.grants import grant_balances
@@ -117,10 +118,12 @@ def build_snapshot(
     pending: list[PendingJob] = []
     states: dict[str, JobState] = {}
     exit_codes: dict[str, int | None] = {}
-    reuse: dict[str, tuple[Job, RunningJob | PendingJob]] = {}
+    reuse: dict[str, tuple[Job, RunningJob | PendingJob, Any]] = {}
     if previous is not None and previous.cluster is cluster and previous.qos == qos_map:
         reuse = previous.__dict__.get("_derived", {})
-    derived: dict[str, tuple[Job, RunningJob | PendingJob]] = {}
+    derived: dict[str, tuple[Job, RunningJob | PendingJob, Any]] = {}
+    from gefion.core.columns import pending_row  # columns.py imports this module
+
     for job in jobs:
         states[job.id] = job.state
         exit_codes[job.id] = job.exit_code
@@ -144,13 +147,13 @@ def build_snapshot(
                 q.requeues if job.spec.preemptible is None else preemptible,
                 job.service_gpu_s)
             running.append(run)
-            derived[job.id] = (job, run)
+            derived[job.id] = (job, run, None)
         elif job.state is JobState.PENDING:
             shape, err = resolve_shape(job.spec, cluster)
             wait = PendingJob(job.id, job.spec, job.submit_s, shape, job.held,
                               job.service_gpu_s, err)
             pending.append(wait)
-            derived[job.id] = (job, wait)
+            derived[job.id] = (job, wait, pending_row(wait))
     running.sort(key=lambda r: (r.start_s, r.id))
     pending.sort(key=lambda p: (p.submit_s, p.id))
     ledger = ledger or UsageLedger()
@@ -170,6 +173,7 @@ def build_snapshot(
     )
     from gefion.core.columns import pending_columns  # columns.py imports this module
 
-    pending_columns(snapshot)  # lay out the columns the cycle reads, once per snapshot
+    # Lay out the columns the cycle reads, once per snapshot, from rows kept per job.
+    pending_columns(snapshot, [derived[p.id][2] for p in snapshot.pending])
     object.__setattr__(snapshot, "_derived", derived)  # for the next build (``previous``)
     return snapshot
