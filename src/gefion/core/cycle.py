@@ -210,7 +210,8 @@ class _Cycle:
                 self.node_projects[n].add(job.spec.project)
         self._count(job.spec.project, job.spec.user, job.spec.qos, job.shape.gpus)
         self.starts.append(Start(job.id, self._placement(nodes, g), backfilled))
-        self.requests.clear()  # allowed masks depend on who runs where (sensitive projects)
+        if self.sensitive:  # allowed masks depend on who runs where
+            self.requests.clear()
 
     def _placement(self, nodes: IntArray, gpus: int) -> Placement:
         return Placement(tuple((self.names[n], gpus) for n in nodes.tolist()))

@@ -235,7 +235,6 @@ class Job:
     exit_code: int | None = None
     service_gpu_s: float = 0.0
     restarts: int = 0
-    eligible_s: float | None = None  # when it (last) became eligible; None = submit_s
 
     def transition(self, new: JobState) -> JobState:
         return check_transition(self.state, new)
