@@ -1,0 +1,101 @@
+"""``parse_submission``: a batch script and command-line flags → a :class:`Submission`.
+
+The phases, as sbatch runs them:
+
+1. read the flags (``argv``), to learn of ``--wrap``; a wrapped command becomes the script;
+2. check the script (``#!``, no DOS line breaks...) and take out its ``#SBATCH`` options;
+3. apply the script's options, then the flags: the last occurrence of an option wins, so a
+   flag overrides a directive;
+4. review the result against the :class:`Site` (refuse what cannot be honoured, warn about
+   what has no effect) and fill in Slurm's defaults.
+
+No I/O: the caller reads the script and passes its text and its path (``source``).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from functools import partial
+
+from gefion.slurm.arrays import ArraySpec
+from gefion.slurm.directives import Token, check_script, extract_directives, wrap_command
+from gefion.slurm.errors import COMMAND_LINE, SbatchError
+from gefion.slurm.gpus import GpuRequest
+from gefion.slurm.options import Settings, read_options
+from gefion.slurm.patterns import default_output
+from gefion.slurm.site import Site, gpu_types, gpus_per_node, review
+from gefion.slurm.submission import Submission
+from gefion.slurm.values import ExportSpec, NodeRange, SignalSpec
+
+_DEFAULT_SITE = Site()
+
+
+def _default_name(source: str, wrapped: bool) -> str:
+    """sbatch's job name when ``-J`` is absent: ``wrap``, else the script's file name
+    (``sbatch`` for a script read from standard input)."""
+    if wrapped:
+        return "wrap"
+    if source.startswith("<"):
+        return "sbatch"
+    return posixpath.basename(source) or "sbatch"
+
+
+def parse_submission(script_text: str | None, *, source: str = "<script>",
+                     argv: Sequence[str] = (), site: Site = _DEFAULT_SITE) -> Submission:
+    """Parse a batch script and its command-line flags as sbatch would, for ``site``.
+
+    ``script_text`` is the script's content (None when ``argv`` holds ``--wrap``), ``source``
+    its path for messages, ``argv`` the flags alone (not the script path). Raises
+    :class:`~gefion.slurm.errors.SbatchError` (an ``InputError``) naming source, line and
+    option for anything refused.
+    """
+    parsers = {"array": partial(ArraySpec.parse, max_array_size=site.max_array_size)}
+    cli = read_options([Token(a, None) for a in argv], source=COMMAND_LINE, parsers=parsers)
+    wrap = Settings(cli).get("wrap", str)
+    if wrap is not None:
+        if script_text is not None:
+            raise SbatchError("Script arguments not permitted with --wrap option",
+                              field="--wrap", source=COMMAND_LINE)
+        script_text, source = wrap_command(wrap), "<wrap>"
+    elif script_text is None:
+        raise SbatchError("no batch script: give a script or --wrap", source=COMMAND_LINE)
+    check_script(script_text, source=source)
+    tokens, ignored = extract_directives(script_text, source=source)
+    s = Settings([*read_options(tokens, source=source, parsers=parsers), *cli])
+    # Script warnings in line order, then the command line's.
+    warnings = tuple(sorted((*ignored, *review(s, site)),
+                            key=lambda w: (w.line is None, w.line or 0)))
+
+    array = s.get("array", ArraySpec)
+    output = s.get("output", str) or default_output(is_array=array is not None)
+    nodes = s.get("nodes", NodeRange)
+    types = [t for _, t in gpu_types(s)]
+    gpus, per_task = s.get("gpus", GpuRequest), s.get("gpus-per-task", GpuRequest)
+    return Submission(
+        script=script_text, source=source,
+        name=s.get("job-name", str) or _default_name(source, wrap is not None),
+        partition=s.get("partition", str) or site.default_partition,
+        output=output, error=s.get("error", str) or output,
+        nodes=nodes.min if nodes is not None else None,
+        gpus=gpus.count if gpus is not None else None,
+        gpus_per_node=gpus_per_node(s),
+        gpus_per_task=per_task.count if per_task is not None else None,
+        gpu_type=types[0] if types else None,
+        ntasks=s.get("ntasks", int), ntasks_per_node=s.get("ntasks-per-node", int),
+        cpus_per_task=s.get("cpus-per-task", int),
+        time_limit_s=s.get("time", int), project=s.get("account", str),
+        qos=s.get("qos", str), array=array,
+        dependencies=s.get("dependency", tuple) or (),
+        chdir=s.get("chdir", str), signal=s.get("signal", SignalSpec),
+        exclusive=bool(s.get("exclusive", bool)), reservation=s.get("reservation", str),
+        export=s.get("export", ExportSpec), requeue=s.get("requeue", bool),
+        mem_mb=s.get("mem", int), mem_per_gpu_mb=s.get("mem-per-gpu", int),
+        constraint=s.get("constraint", str), exclude=s.get("exclude", tuple) or (),
+        open_mode=s.get("open-mode", str), mail_type=s.get("mail-type", tuple) or (),
+        mail_user=s.get("mail-user", str), gpu_bind=s.get("gpu-bind", str),
+        hint=s.get("hint", str), comment=s.get("comment", str),
+        hold=bool(s.get("hold", bool)), test_only=bool(s.get("test-only", bool)),
+        parsable=bool(s.get("parsable", bool)), wait=bool(s.get("wait", bool)),
+        warnings=warnings,
+    )
