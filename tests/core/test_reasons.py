@@ -107,22 +107,3 @@ def test_priority_factors_are_visible_for_every_pending_job() -> None:
     assert a.age > b.age and b.size > a.size
     assert a.priority == pytest.approx(
         1000 * a.age + 10_000 * a.fairshare + 5000 * a.qos + 500 * a.size + 1000 * a.grant)
-
-
-def test_builder_reuses_unchanged_jobs_and_gives_the_same_cycle() -> None:
-    from gefion.core.cycle import run_cycle
-    from gefion.core.policies import get_policy
-    from gefion.core.snapshot import build_snapshot
-
-    jobs = [running("r", FULL, 500), pending("a", 8, 100), pending("b", 16, 100, submit=5)]
-    first = build_snapshot(SMALL, jobs, 10.0)
-    changed = [jobs[0], jobs[1], pending("b", 16, 100, submit=5)]  # b is a new record
-    again = build_snapshot(SMALL, changed, 20.0, previous=first)
-    fresh = build_snapshot(SMALL, changed, 20.0)
-    assert again.running[0] is first.running[0]
-    assert again.pending[0] is first.pending[0]  # a: the same record, reused
-    assert again.pending[1] is not first.pending[1]  # b: derived anew
-    policy = get_policy("gefion")
-    assert run_cycle(again, 20.0, policy).to_json() == run_cycle(fresh, 20.0, policy).to_json()
-    other = build_snapshot(SMALL.with_states({}), changed, 20.0, previous=first)
-    assert other.pending[0] is not first.pending[0]  # another cluster: nothing reused

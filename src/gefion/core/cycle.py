@@ -24,7 +24,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
-from gefion.core.columns import pending_columns
+from gefion.core.columns import pending_columns, running_columns
 from gefion.core.decisions import (
     CycleResult,
     PendingReason,
@@ -32,6 +32,7 @@ from gefion.core.decisions import (
     Preemption,
     Start,
     Verdict,
+    Verdicts,
 )
 from gefion.core.filters import reject, singleton_owners
 from gefion.core.jobs import TopologyConstraint
@@ -48,7 +49,6 @@ OVERDUE_S = 1.0
 _PREEMPT_FOR = frozenset({PendingReason.RESOURCES, PendingReason.TOPOLOGY,
                           PendingReason.NODES_DOWN})
 _REQUIRED = TopologyConstraint.REQUIRED
-new_tuple = tuple.__new__
 _CHUNK = 512
 _PLAIN_LOOSE = (None, (), None, False)
 
@@ -85,7 +85,10 @@ class _Cycle:
         self.names = cluster.names
         self.node_index = cluster.node_index
         capacity, up = cluster.capacity, cluster.up
-        self.avail = Availability(capacity, up, now)
+        rcols = running_columns(snapshot)
+        ends = rcols.hold_end_s
+        self.avail = Availability(capacity, up, now, holds=(
+            rcols.hold_nodes, rcols.hold_gpus, np.where(ends > now, ends, now + OVERDUE_S)))
         self.node_units: IntArray = np.asarray(cluster.node_units, dtype=np.int64)
         self.unit_count = len(cluster.units)
         self.up: BoolArray = np.asarray(up, dtype=np.bool_)
@@ -93,9 +96,6 @@ class _Cycle:
             if any(p.sensitive for p in snapshot.projects.values()) else []
         self.project_gpus: dict[str, int] = {}
         self.user_qos_gpus: dict[tuple[str, str], int] = {}
-        held_nodes: list[int] = []
-        held_gpus: list[int] = []
-        held_until: list[float] = []
         self.sensitive = frozenset(p for p, proj in snapshot.projects.items() if proj.sensitive)
         # Who runs where, and how much each project and user holds, matter only when some
         # project is sensitive or has limits: skip the bookkeeping otherwise.
@@ -106,23 +106,19 @@ class _Cycle:
             p.name for p in snapshot.projects.values() if p.max_gpus is not None
         ) | self.special_qos
         track_nodes, track_counts = bool(self.sensitive), bool(self.limited)
-        for r in snapshot.running:
-            end = r.expected_end_s if r.expected_end_s > now else now + OVERDUE_S
-            for n, g in r.alloc:
-                held_nodes.append(n)
-                held_gpus.append(g)
-                held_until.append(end)
+        if track_nodes or track_counts:
+            for r in snapshot.running:
                 if track_nodes:
-                    self.node_projects[n].add(r.spec.project)
-            if track_counts:
-                self._count(r.spec.project, r.spec.user, r.spec.qos, r.gpus)
-        self.avail.hold_many(held_nodes, held_gpus, held_until)
+                    for n, _ in r.alloc:
+                        self.node_projects[n].add(r.spec.project)
+                if track_counts:
+                    self._count(r.spec.project, r.spec.user, r.spec.qos, r.gpus)
         self.res_by_name = {r.name: r for r in snapshot.reservations}
         # What sends a job down the slow path: anything but a plain job.
         self.exhausted = frozenset(p for p, left in snapshot.grant_left_gpu_s.items()
                                    if left <= 0)
         self.starts: list[Start] = []
-        self.verdicts: list[Verdict] = []
+        self.verdicts = Verdicts()
         self.planned: dict[str, Placement] = {}
         # (rank, snapshot index, verdict index) of jobs waiting for resources, if anyone can
         # be evicted at all
@@ -130,7 +126,7 @@ class _Cycle:
         self.victim_keys: list[Hashable | None] = []
         if policy.preemption:
             self.victim_keys = policy.victim_keys(snapshot.running, snapshot, now)
-        self.preempt = any(k is not None for k in self.victim_keys)
+        self.preempt = self.victim_keys.count(None) != len(self.victim_keys)
         self.blocked_any = False
         self.plans = 0
         self.last_plan = now
@@ -294,7 +290,8 @@ class _Cycle:
         self.owners = singleton_owners(snap)
         self.res_names = frozenset(self.res_by_name)
         table = policy.priorities(snap, self.now)  # phase 2
-        order = np.lexsort((np.arange(len(snap.pending)), -table.priority)).tolist()
+        order = list(range(len(snap.pending))) if table.in_snapshot_order else \
+            np.lexsort((np.arange(len(snap.pending)), -table.priority)).tolist()
         depth = policy.depth
         for rank, i in enumerate(order):
             if self.blocked_any and depth is not None and self.plans >= depth:
@@ -303,7 +300,7 @@ class _Cycle:
             self._consider(rank, i)
         preemptions = self._preempt() if self.blocked else []
         return CycleResult(self.now, policy.name, tuple(self.starts), tuple(preemptions),
-                           tuple(self.verdicts), table, self.planned)
+                           self.verdicts, table, self.planned)
 
     def _consider(self, rank: int, i: int) -> None:
         """Phases 1, 3 and 4 for the pending job at snapshot index ``i``."""
@@ -378,24 +375,19 @@ class _Cycle:
         up_ge = np.array([np.count_nonzero((cap >= x) & self.up) for x in range(top + 1)])
         all_ge = np.array([np.count_nonzero(cap >= x) for x in range(top + 1)])
         down = ((up_ge[g] < count) & (all_ge[g] >= count)).astype(np.int64)
-        strict = np.full(len(rest), 2, dtype=np.int64)
-        choice = (PendingReason.RESOURCES, PendingReason.NODES_DOWN, PendingReason.PRIORITY)
+        strict = np.full(len(rest), 2, dtype=np.int64)  # codes index RUN_REASONS
         preempt = self.preempt
         ids, verdicts, blocked = cols.ids, self.verdicts, self.blocked
 
         def emit(a: int, b: int, reasons: IntArray) -> None:
             if b <= a:
                 return
-            run_ids = rest[a:b].tolist()
-            run_reasons = reasons.tolist()
             if preempt:
                 at = len(verdicts)
-                blocked.extend((first + a + k, i, at + k) for k, (i, r) in enumerate(
-                    zip(run_ids, run_reasons, strict=True)) if r != 2)
-            # tuple.__new__ skips the NamedTuple's keyword handling: this builds thousands
-            # of verdicts per cycle.
-            verdicts.extend([new_tuple(Verdict, (ids[i], choice[r], None, ""))
-                             for i, r in zip(run_ids, run_reasons, strict=True)])
+                waiting = np.flatnonzero(reasons != 2)
+                blocked.extend(zip((first + a + waiting).tolist(), rest[a + waiting].tolist(),
+                                   (at + waiting).tolist(), strict=True))
+            verdicts.add_run(ids, rest[a:b], reasons)
 
         # Chunks keep the cost of redoing the block test after a start small.
         pos, n = 0, len(rest)

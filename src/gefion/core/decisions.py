@@ -6,10 +6,13 @@ These are the single source the API, CLI, portal and tests read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, overload
+
+import numpy as np
+import numpy.typing as npt
 
 
 class PendingReason(StrEnum):
@@ -84,6 +87,78 @@ class Verdict(NamedTuple):
     detail: str = ""
 
 
+#: Reason codes of a bulk run (see :meth:`Verdicts.add_run`).
+RUN_REASONS = (PendingReason.RESOURCES, PendingReason.NODES_DOWN, PendingReason.PRIORITY)
+
+
+class Verdicts(Sequence[Verdict]):
+    """The verdicts of one cycle, in priority order.
+
+    A cycle over many waiting jobs decides most of them in runs (the same few reasons, no
+    plan); those runs are kept as arrays and become :class:`Verdict` objects only when
+    someone reads them. Appending is for the cycle; readers see an ordinary sequence.
+    """
+
+    def __init__(self) -> None:
+        self._done: list[Verdict] = []
+        self._runs: list[tuple[int, Sequence[str], npt.NDArray[np.int64],
+                               npt.NDArray[np.int64]]] = []  # (at, ids, index, reason)
+        self._len = 0
+
+    def append(self, verdict: Verdict) -> None:
+        self._settle()
+        self._done.append(verdict)
+        self._len += 1
+
+    def add_run(self, ids: Sequence[str], index: npt.NDArray[np.int64],
+                reasons: npt.NDArray[np.int64]) -> None:
+        """Jobs ``ids[index[k]]`` wait for ``RUN_REASONS[reasons[k]]``, with no plan."""
+        if len(index):
+            self._runs.append((self._len, ids, index, reasons))
+            self._len += len(index)
+
+    def _settle(self) -> None:
+        if not self._runs:
+            return
+        runs, self._runs = self._runs, []
+        done = self._done
+        new = tuple.__new__
+        for _, ids, index, reasons in runs:  # appends settle first: runs are at the end
+            done.extend([new(Verdict, (ids[i], RUN_REASONS[r], None, ""))
+                         for i, r in zip(index.tolist(), reasons.tolist(), strict=True)])
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, i: int) -> Verdict: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Verdict]: ...
+
+    def __getitem__(self, i: int | slice) -> Verdict | Sequence[Verdict]:
+        self._settle()
+        return self._done[i]
+
+    def __setitem__(self, i: int, verdict: Verdict) -> None:
+        self._settle()
+        self._done[i] = verdict
+
+    def __iter__(self) -> Iterator[Verdict]:
+        self._settle()
+        return iter(self._done)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Verdicts({list(self)!r})"
+
+
 @dataclass(frozen=True)
 class CycleResult:
     """Everything one cycle decided.
@@ -97,7 +172,7 @@ class CycleResult:
     policy: str
     starts: tuple[Start, ...]
     preemptions: tuple[Preemption, ...]
-    pending: tuple[Verdict, ...]
+    pending: Sequence[Verdict]
     factors: Mapping[str, PriorityFactors]
     planned: Mapping[str, Placement]
 

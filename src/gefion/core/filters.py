@@ -52,16 +52,21 @@ def _dependency(job: PendingJob, snapshot: Snapshot,
 
 
 def singleton_owners(snapshot: Snapshot) -> dict[tuple[str, str], str]:
-    """Per (name, user) of singleton jobs: the job that may run — a running one, else the
-    earliest-submitted pending one."""
+    """Per (name, user) of pending singleton jobs: the job that may run — a running one,
+    else the earliest-submitted pending one."""
+    pending = snapshot.pending
+    waiting = [pending[i] for i in np.flatnonzero(~pending_columns(snapshot).plain).tolist()
+               if any(d.kind is DependencyKind.SINGLETON for d in pending[i].spec.depends_on)]
+    if not waiting:
+        return {}
+    keys = {(p.spec.name, p.spec.user) for p in waiting}
     owners: dict[tuple[str, str], str] = {}
     for r in snapshot.running:
-        owners.setdefault((r.spec.name, r.spec.user), r.id)
-    pending = snapshot.pending
-    for i in np.flatnonzero(~pending_columns(snapshot).plain).tolist():  # in submit order
-        p = pending[i]
-        if p.spec.depends_on and any(d.kind is DependencyKind.SINGLETON for d in p.spec.depends_on):
-            owners.setdefault((p.spec.name, p.spec.user), p.id)
+        key = (r.spec.name, r.spec.user)
+        if key in keys:
+            owners.setdefault(key, r.id)
+    for p in waiting:  # in submit order
+        owners.setdefault((p.spec.name, p.spec.user), p.id)
     return owners
 
 

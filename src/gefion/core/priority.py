@@ -43,14 +43,17 @@ class PriorityTable(Mapping[str, PriorityFactors]):
     """Priority and factor columns for the pending jobs of a snapshot, in snapshot order.
 
     Behaves as a read-only mapping job id → :class:`PriorityFactors`, built lazily so that a
-    cycle over many jobs does not create an object per job.
+    cycle over many jobs does not create an object per job. ``in_snapshot_order`` promises
+    that priorities do not increase along the snapshot's order (submit time, then id), so
+    the cycle need not sort.
     """
 
     def __init__(self, ids: Sequence[str], priority: FloatArray,
-                 columns: Mapping[str, FloatArray]) -> None:
+                 columns: Mapping[str, FloatArray], *, in_snapshot_order: bool = False) -> None:
         self.ids = ids
         self.priority = priority
         self.columns = columns
+        self.in_snapshot_order = in_snapshot_order
         self._pos: dict[str, int] | None = None
 
     def __getitem__(self, job_id: str) -> PriorityFactors:
@@ -78,7 +81,14 @@ def factor_columns(snapshot: Snapshot, now: float, weights: Weights) -> dict[str
     normal = snapshot.qos_of("normal").priority
     qos_value = np.array([getattr(snapshot.qos.get(q), "priority", normal) / top_qos
                           for q in cols.qos_names], dtype=np.float64)
-    fair = np.array([fs.factor(p, u) for p, u in cols.pairs], dtype=np.float64)
+    # Per-pair factors change only with the fair-share table (every few minutes), not with
+    # every cycle: keep them with the name tables, keyed by the table they came from.
+    cached = cols.tables.cache.get("fair")
+    if cached is not None and cached[0] is fs:
+        fair = cached[1]
+    else:
+        fair = np.array([fs.factor(p, u) for p, u in cols.pairs], dtype=np.float64)
+        cols.tables.cache["fair"] = (fs, fair)
     left = snapshot.grant_left_gpu_s
     grant = np.array([0.0 if left.get(p, 1.0) <= 0 else 1.0 for p in cols.projects],
                      dtype=np.float64)

@@ -45,7 +45,10 @@ class Block:
 class Availability:
     """Mutable per-cycle working state; created by the cycle, never shared across cycles."""
 
-    def __init__(self, capacity: Sequence[int], up: Sequence[bool], now: float) -> None:
+    def __init__(self, capacity: Sequence[int], up: Sequence[bool], now: float,
+                 holds: tuple[IntArray, IntArray, FloatArray] | None = None) -> None:
+        """``holds``: the running jobs' GPUs as (node, GPUs, until) columns; the same as
+        :meth:`hold_many` right after construction, for the price of one base."""
         self.now = now
         self.n = len(capacity)
         self.capacity: IntArray = np.asarray(capacity, dtype=np.int64)
@@ -64,6 +67,8 @@ class Availability:
         self._rel_times: FloatArray = np.zeros(0)
         self._rel_gpus: IntArray = np.zeros(0, dtype=np.int64)
         self._releases: dict[int, list[tuple[float, int]]] = {}
+        if holds is not None:
+            self._set_holds(*holds)
         self._base_tau()
 
     # -- building the base --------------------------------------------------------------
@@ -82,11 +87,15 @@ class Availability:
             for x in range(max(0, before - gpus + 1), min(before, self.max_gpus) + 1):
                 cge[x] -= 1
 
-    def hold_many(self, nodes: Sequence[int], gpus: Sequence[int],
-                  until_s: Sequence[float]) -> None:
+    def hold_many(self, nodes: Sequence[int] | IntArray, gpus: Sequence[int] | IntArray,
+                  until_s: Sequence[float] | FloatArray) -> None:
         """Hold the running jobs' GPUs, all at once, before anything else is held."""
-        if not len(nodes):
-            return
+        if len(nodes):
+            self._set_holds(nodes, gpus, until_s)
+            self._base_tau()
+
+    def _set_holds(self, nodes: Sequence[int] | IntArray, gpus: Sequence[int] | IntArray,
+                   until_s: Sequence[float] | FloatArray) -> None:
         node_arr = np.asarray(nodes, dtype=np.int64)
         gpu_arr = np.asarray(gpus, dtype=np.int64)
         until = np.maximum(np.asarray(until_s, dtype=np.float64), self.now)
@@ -97,7 +106,6 @@ class Availability:
         self._rel_nodes, self._rel_times = node_arr[order], until[order]
         self._rel_gpus = gpu_arr[order]
         self._count_ge = None
-        self._base_tau()
 
     def _node_releases(self, node: int) -> list[tuple[float, int]]:
         rel = self._releases.get(node)
@@ -120,9 +128,9 @@ class Availability:
         if not len(n_s):
             return
         total = np.cumsum(g_s)
-        first = np.flatnonzero(np.r_[True, n_s[1:] != n_s[:-1]])
-        before_group = np.r_[0, total[first[1:] - 1]]
-        group_len = np.diff(np.r_[first, len(n_s)])
+        first = np.flatnonzero(np.concatenate(([True], n_s[1:] != n_s[:-1])))
+        before_group = np.concatenate(([0], total[first[1:] - 1]))
+        group_len = np.diff(np.append(first, len(n_s)))
         after = total - np.repeat(before_group, group_len) + self.free[n_s]
         lo = after - g_s + 1
         hi = np.minimum(after, self.capacity[n_s])

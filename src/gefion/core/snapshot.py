@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from gefion.core.errors import GefionError
-from gefion.core.grants import grant_balances
 from gefion.core.jobs import Job, JobSpec, JobState, Shape
 from gefion.core.reservations import Reservation
 from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
 from gefion.core.topology import Cluster
-from gefion.core.usage import FairShare, UsageLedger, fairshare
+from gefion.core.usage import FairShare, UsageLedger
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,83 +95,23 @@ def build_snapshot(
     grants: Iterable[Grant] = (),
     charged_gpu_s: Mapping[str, float] | None = None,
     fairshare_table: FairShare | None = None,
-    previous: Snapshot | None = None,
 ) -> Snapshot:
-    """Build the snapshot for a cycle at ``now`` from job records and tenancy.
+    """Build the snapshot for a cycle at ``now`` from job records and tenancy, in one shot.
 
-    ``charged_gpu_s`` is, per project, the GPU-seconds (× usage factor) already charged
-    against its grants; it is spent from the earliest-expiring active grant first.
-
-    ``fairshare_table`` lets a body reuse fair-share factors it computed earlier from the same
-    ledger (like Slurm, bodies recompute them every ``PriorityCalcPeriod``, not every cycle).
-
-    ``previous``, the snapshot of the body's last cycle, lets the builder reuse what it
-    derived from job records that did not change: ``Job`` records are immutable, so a body
-    that replaces a record on every change passes the very same object for an unchanged
-    job, and the builder keys its reuse on that identity (on the same cluster and QOS).
+    The same as a fresh :class:`~gefion.core.builder.SnapshotBuilder` with every job put
+    (running jobs in order of start, then id) and one ``build``; a body that runs many
+    cycles keeps a builder instead and tells it what changed. See
+    :meth:`~gefion.core.builder.SnapshotBuilder.build` for the arguments.
     """
-    qos_map = dict(qos) if qos is not None else dict(DEFAULT_QOS)
-    projects = dict(projects or {})
-    running: list[RunningJob] = []
-    pending: list[PendingJob] = []
-    states: dict[str, JobState] = {}
-    exit_codes: dict[str, int | None] = {}
-    reuse: dict[str, tuple[Job, RunningJob | PendingJob, Any]] = {}
-    if previous is not None and previous.cluster is cluster and previous.qos == qos_map:
-        reuse = previous.__dict__.get("_derived", {})
-    derived: dict[str, tuple[Job, RunningJob | PendingJob, Any]] = {}
-    from gefion.core.columns import pending_row  # columns.py imports this module
+    from gefion.core.builder import SnapshotBuilder  # builder.py imports this module
 
-    for job in jobs:
-        states[job.id] = job.state
-        exit_codes[job.id] = job.exit_code
-        hit = reuse.get(job.id)
-        if hit is not None and hit[0] is job:
-            record = hit[1]
-            derived[job.id] = hit
-            if isinstance(record, RunningJob):
-                running.append(record)
-            else:
-                pending.append(record)
-            continue
-        if job.state is JobState.RUNNING:
-            q = qos_map.get(job.spec.qos) or qos_map.get("normal") or DEFAULT_QOS["normal"]
-            preemptible = q.preemptible if job.spec.preemptible is None else job.spec.preemptible
-            alloc = tuple(sorted((cluster.index_of(n), len(g)) for n, g in job.allocation))
-            start = job.start_s if job.start_s is not None else job.submit_s
-            run = RunningJob(
-                job.id, job.spec, start, start + job.spec.time_limit_s, alloc, preemptible,
-                job.spec.grace_s if job.spec.grace_s is not None else q.grace_s,
-                q.requeues if job.spec.preemptible is None else preemptible,
-                job.service_gpu_s)
-            running.append(run)
-            derived[job.id] = (job, run, None)
-        elif job.state is JobState.PENDING:
-            shape, err = resolve_shape(job.spec, cluster)
-            wait = PendingJob(job.id, job.spec, job.submit_s, shape, job.held,
-                              job.service_gpu_s, err)
-            pending.append(wait)
-            derived[job.id] = (job, wait, pending_row(wait))
-    running.sort(key=lambda r: (r.start_s, r.id))
-    pending.sort(key=lambda p: (p.submit_s, p.id))
-    ledger = ledger or UsageLedger()
-    snapshot = Snapshot(
-        cluster=cluster,
-        running=tuple(running),
-        pending=tuple(pending),
-        reservations=tuple(reservations),
-        projects=projects,
-        qos=qos_map,
-        fairshare=fairshare_table if fairshare_table is not None
-        else fairshare(projects, ledger, now),
-        grant_left_gpu_s=grant_balances(projects, grants, charged_gpu_s or {}, now),
-        job_states=states,
-        exit_codes=exit_codes,
-        as_of_s=now,
-    )
-    from gefion.core.columns import pending_columns  # columns.py imports this module
+    builder = SnapshotBuilder(cluster, qos=qos)
+    builder.put_all(sorted(jobs, key=_start_order))
+    return builder.build(now, reservations=reservations, projects=projects, ledger=ledger,
+                         grants=grants, charged_gpu_s=charged_gpu_s,
+                         fairshare_table=fairshare_table)
 
-    # Lay out the columns the cycle reads, once per snapshot, from rows kept per job.
-    pending_columns(snapshot, [derived[p.id][2] for p in snapshot.pending])
-    object.__setattr__(snapshot, "_derived", derived)  # for the next build (``previous``)
-    return snapshot
+
+def _start_order(job: Job) -> tuple[float, str]:
+    start = job.start_s if job.start_s is not None else job.submit_s
+    return (start, job.id)

@@ -12,7 +12,7 @@ expiry (TIMEOUT), end of a preemption's grace period, node failure and repair (o
 
 All events with the same time are processed together; then, if the state changed, the engine
 builds a snapshot with the core's one builder and calls the core's one cycle
-(``build_snapshot`` → ``run_cycle``) and carries out its decisions: starts on the nodes the
+(``SnapshotBuilder.build`` → ``run_cycle``) and carries out its decisions: starts on the nodes the
 cycle chose (GPU indices lowest first), preemptions (the victim stops after its grace period
 and is requeued, or cancelled if not requeueable). There is no tick and no scheduling logic
 here. One shortcut, exact: when the policy cannot preempt (or nothing runs) and no pending
@@ -37,13 +37,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from gefion.core.builder import SnapshotBuilder
 from gefion.core.cycle import run_cycle
 from gefion.core.errors import InputError, SpecError
 from gefion.core.invariants import assert_invariants
 from gefion.core.jobs import Job, JobSpec, JobState, Shape, check_transition
 from gefion.core.policies.base import Policy
 from gefion.core.reservations import Reservation
-from gefion.core.snapshot import Snapshot, build_snapshot
 from gefion.core.tenancy import DEFAULT_QOS, QOS, Project
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
@@ -139,12 +139,11 @@ class _Engine:
         self.heap: list[tuple[float, int, int, str | int, int]] = []
         self.seq = itertools.count()
         self.active: dict[str, JobRun] = {}
-        self.jobs: dict[str, Job] = {}  # the core's records of active jobs, for snapshots
+        self.builder = SnapshotBuilder(cluster, qos=qos)  # told of every job change
         self.records: list[JobRecord] = []
         self.dropped: Counter[str] = Counter()
         self.ledger = UsageLedger()
         self.shares: FairShare | None = None  # fair-share factors, recomputed every period
-        self.last_snapshot: Snapshot | None = None  # lets the builder reuse unchanged jobs
         self.shares_at = -math.inf
         self.rng = np.random.default_rng(seed)
         self.preemptions = self.cycles = self.skipped = self.rounded = 0
@@ -166,7 +165,7 @@ class _Engine:
         job = Job(tj.job_id, spec, now)
         run = JobRun(tj, job, shape)
         self.active[job.id] = run
-        self.jobs[job.id] = job
+        self.builder.put(job)
         self.state.add_pending(shape)
         return True
 
@@ -178,7 +177,7 @@ class _Engine:
         names = self.state.names
         run.job = job = replace(run.job, state=JobState.RUNNING, start_s=now, allocation=tuple(
             (names[n], tuple(idx)) for n, idx in alloc))
-        self.jobs[job_id] = job
+        self.builder.put(job)
         if run.first_start_s is None:
             run.first_start_s = now
         run.run_start_s = now
@@ -213,7 +212,7 @@ class _Engine:
             self._stop_run(run, now)
         check_transition(job.state, state)
         del self.active[job.id]
-        del self.jobs[job.id]
+        self.builder.remove(job.id)
         if job.state is JobState.PENDING:
             self.state.remove_pending(run.shape)
         first = run.first_start_s if run.first_start_s is not None else now
@@ -231,7 +230,7 @@ class _Engine:
                           service_gpu_s=job.service_gpu_s + run.shape.gpus * (
                               now - run.run_start_s),
                           restarts=job.restarts + 1)
-        self.jobs[job.id] = run.job
+        self.builder.put(run.job)
         self.state.add_pending(run.shape)
 
     def handle(self, kind: int, key: str | int, token: int, now: float) -> bool:
@@ -263,6 +262,7 @@ class _Engine:
                 self.failed_runs += 1
                 self.requeue(self.active[job_id], JobState.NODE_FAIL, now)
             self.cluster = self.state.set_down(key, True)
+            self.builder.set_cluster(self.cluster)
             self.repairs_pending += 1
             assert self.failures is not None
             self.push(now + float(self.rng.exponential(self.failures.mttr_s)), _REPAIR, key)
@@ -270,6 +270,7 @@ class _Engine:
         if kind == _REPAIR:
             assert isinstance(key, int) and self.failures is not None
             self.cluster = self.state.set_down(key, False)
+            self.builder.set_cluster(self.cluster)
             self.repairs_pending -= 1
             self.push(now + float(self.rng.exponential(self.failures.mtbf_s)), _FAIL, key)
             return True
@@ -292,11 +293,8 @@ class _Engine:
         """Run the core's cycle at ``now`` and carry out its decisions; the starts made."""
         if self.shares is None or now - self.shares_at >= PRIORITY_CALC_PERIOD_S:
             self.shares, self.shares_at = fairshare(self.projects, self.ledger, now), now
-        snapshot = build_snapshot(self.cluster, self.jobs.values(), now,
-                                  reservations=self.reservations, projects=self.projects,
-                                  qos=self.qos, fairshare_table=self.shares,
-                                  previous=self.last_snapshot)
-        self.last_snapshot = snapshot
+        snapshot = self.builder.build(now, reservations=self.reservations,
+                                      projects=self.projects, fairshare_table=self.shares)
         result = run_cycle(snapshot, now, self.policy)
         self.cycles += 1
         if self.check:

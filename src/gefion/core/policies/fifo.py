@@ -14,7 +14,8 @@ def submit_order(snapshot: Snapshot, now: float) -> PriorityTable:
     """Priority = seconds waited: the oldest submission first (factors still visible)."""
     columns = factor_columns(snapshot, now, Weights())
     submit = columns.pop("submit")
-    return PriorityTable(pending_columns(snapshot).ids, now - submit, columns)
+    return PriorityTable(pending_columns(snapshot).ids, now - submit, columns,
+                         in_snapshot_order=True)
 
 
 @dataclass(frozen=True)

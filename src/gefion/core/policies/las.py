@@ -10,12 +10,13 @@ waited that long back to the first queue, against starvation.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from gefion.core.columns import pending_columns
+from gefion.core.columns import pending_columns, running_columns
 from gefion.core.errors import PolicyError
 from gefion.core.policies.base import lost_work_gpu_s
 from gefion.core.priority import PriorityTable, Weights, factor_columns
@@ -42,7 +43,7 @@ class Las:
         object.__setattr__(self, "thresholds_gpu_s", t)
 
     def queue_of(self, service_gpu_s: float) -> int:
-        return int(np.searchsorted(self.thresholds_gpu_s, service_gpu_s, side="right"))
+        return bisect.bisect_right(self.thresholds_gpu_s, service_gpu_s)
 
     def _pending_queue(self, job: PendingJob, now: float) -> int:
         if self.promote_after_s is not None and now - job.submit_s >= self.promote_after_s:
@@ -54,12 +55,13 @@ class Las:
 
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable:
         columns = factor_columns(snapshot, now, Weights())
-        pending = snapshot.pending
-        queue = np.fromiter((self._pending_queue(p, now) for p in pending), dtype=np.float64,
-                            count=len(pending))
+        cols = pending_columns(snapshot)
+        queue = np.searchsorted(self.thresholds_gpu_s, cols.service_gpu_s, side="right")
         submit = columns.pop("submit")
+        if self.promote_after_s is not None:
+            queue = np.where(now - submit >= self.promote_after_s, 0, queue)
         priority = -queue * QUEUE_STEP + (now - submit)
-        return PriorityTable(pending_columns(snapshot).ids, priority, columns)
+        return PriorityTable(cols.ids, priority, columns)
 
     def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,
                        now: float) -> list[Hashable | None]:
@@ -67,6 +69,12 @@ class Las:
 
     def victim_keys(self, victims: Sequence[RunningJob], snapshot: Snapshot,
                     now: float) -> list[Hashable | None]:
+        if victims is snapshot.running:  # the cycle's question: answer it column-wise
+            c = running_columns(snapshot)
+            service = c.service_gpu_s + c.gpus * np.maximum(0.0, now - c.start_s)
+            queues: list[Hashable | None] = np.searchsorted(
+                self.thresholds_gpu_s, service, side="right").tolist()
+            return queues
         return [self._running_queue(v, now) for v in victims]
 
     def may_preempt(self, preemptor_key: Hashable, victim_key: Hashable | None) -> bool:

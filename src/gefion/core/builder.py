@@ -1,0 +1,276 @@
+"""The one snapshot builder, kept by a body between cycles so that a cycle costs what changed.
+
+A body tells the builder of every change to its jobs (``put`` a new or replaced record,
+``remove`` one it forgets) and asks it for a snapshot at the start of each cycle
+(``build``). The builder keeps, between cycles, everything it derives from job records:
+
+* pending jobs in snapshot order (submit time, then id), with their column rows in
+  slot-indexed numpy tables, so the columns of a snapshot are a gather, not a rebuild;
+* running jobs in the order they were put, with their GPU holds (node, GPUs, expected end)
+  and their columns (start, GPUs, attained service, preemptible) in slot tables;
+* every job's last known state and exit code, for dependencies.
+
+A snapshot built here is immutable and stays valid after later changes: its tuples, columns
+and tables are copies or gathers. :func:`gefion.core.snapshot.build_snapshot` is the
+one-shot form (a fresh builder, every job put, one build).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from gefion.core.columns import Interned, PendingColumns, RunningColumns
+from gefion.core.grants import grant_balances
+from gefion.core.jobs import Job, JobState
+from gefion.core.reservations import Reservation
+from gefion.core.snapshot import PendingJob, RunningJob, Snapshot, resolve_shape
+from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
+from gefion.core.topology import Cluster
+from gefion.core.usage import FairShare, UsageLedger, fairshare
+
+_INTS = 7  # gpus, gpus_per_node, nodes, limit_s, project, pair, qos
+
+
+class _Slots:
+    """Rows of a few numpy tables addressed by slot, grown by doubling, slots reused."""
+
+    def __init__(self, floats: int, ints: int) -> None:
+        self.f = np.zeros((16, floats))
+        self.i = np.zeros((16, ints), dtype=np.int64)
+        self.free: list[int] = []
+        self.used = 0
+
+    def take(self) -> int:
+        if self.free:
+            return self.free.pop()
+        if self.used == len(self.f):
+            self.f = np.concatenate([self.f, np.zeros_like(self.f)])
+            self.i = np.concatenate([self.i, np.zeros_like(self.i)])
+        self.used += 1
+        return self.used - 1
+
+    def give(self, slot: int) -> None:
+        self.free.append(slot)
+
+
+class SnapshotBuilder:
+    """Derived scheduling state of one body's active jobs, updated by changes."""
+
+    def __init__(self, cluster: Cluster, *, qos: Mapping[str, QOS] | None = None) -> None:
+        self._cluster = cluster
+        self._qos: dict[str, QOS] = dict(qos) if qos is not None else dict(DEFAULT_QOS)
+        self._jobs: dict[str, Job] = {}
+        self._states: dict[str, JobState] = {}
+        self._exits: dict[str, int | None] = {}
+        self._interned = Interned()
+        # pending, in snapshot order
+        self._pkeys: list[tuple[float, str]] = []
+        self._pjobs: list[PendingJob] = []
+        self._pids: list[str] = []
+        self._pslots: list[int] = []
+        self._pslot_of: dict[str, int] = {}
+        self._ptab = _Slots(2, _INTS)  # floats: submit_s, service_gpu_s; + flags below
+        self._plain = np.zeros(16, dtype=np.bool_)
+        self._deps: set[str] = set()  # pending jobs with dependencies
+        self._pcache: tuple[tuple[PendingJob, ...], PendingColumns] | None = None
+        # running, in the order put
+        self._running: dict[str, RunningJob] = {}
+        self._rslot_of: dict[str, int] = {}
+        self._rtab = _Slots(3, 1)  # floats: start_s, expected_end_s, service; ints: gpus
+        self._rflag = np.zeros(16, dtype=np.bool_)  # preemptible
+        self._hslots: dict[str, list[int]] = {}
+        self._htab = _Slots(0, 3)  # ints: node, gpus, running slot
+        self._hlive = np.zeros(16, dtype=np.bool_)
+        self._rcache: tuple[tuple[RunningJob, ...], RunningColumns] | None = None
+
+    # -- changes ------------------------------------------------------------------------
+    @property
+    def cluster(self) -> Cluster:
+        return self._cluster
+
+    def set_cluster(self, cluster: Cluster) -> None:
+        """Use ``cluster`` from now on (node states change by copies of the cluster)."""
+        same = cluster.names == self._cluster.names and \
+            cluster.max_gpus_per_node == self._cluster.max_gpus_per_node
+        self._cluster = cluster
+        if not same:  # node indices or shapes may differ: derive everything again
+            jobs = list(self._jobs.values())
+            for job in jobs:
+                self.remove(job.id)
+            for job in jobs:
+                self.put(job)
+
+    def put(self, job: Job) -> None:
+        """Add or replace the record of ``job`` (any state; terminal ones are kept only as
+        a state and an exit code, for dependencies)."""
+        old = self._jobs.get(job.id)
+        if old is job:
+            return
+        if old is not None:
+            self._forget(old)
+        self._states[job.id] = job.state
+        self._exits[job.id] = job.exit_code
+        if job.state is JobState.PENDING:
+            self._jobs[job.id] = job
+            self._add_pending(job)
+        elif job.state is JobState.RUNNING:
+            self._jobs[job.id] = job
+            self._add_running(job)
+
+    def put_all(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self.put(job)
+
+    def remove(self, job_id: str) -> None:
+        """Forget ``job_id`` entirely (its state too)."""
+        old = self._jobs.pop(job_id, None)
+        if old is not None:
+            self._forget(old, keep=False)
+        self._states.pop(job_id, None)
+        self._exits.pop(job_id, None)
+
+    def _forget(self, job: Job, keep: bool = True) -> None:
+        if keep:
+            del self._jobs[job.id]
+        if job.id in self._pslot_of:
+            self._drop_pending(job)
+        elif job.id in self._running:
+            self._drop_running(job.id)
+
+    # -- pending ------------------------------------------------------------------------
+    def _add_pending(self, job: Job) -> None:
+        shape, err = resolve_shape(job.spec, self._cluster)
+        wait = PendingJob(job.id, job.spec, job.submit_s, shape, job.held,
+                          job.service_gpu_s, err)
+        spec, t = job.spec, self._interned
+        slot = self._ptab.take()
+        if slot >= len(self._plain):
+            self._plain = np.concatenate([self._plain, np.zeros_like(self._plain)])
+        self._ptab.f[slot] = (job.submit_s, job.service_gpu_s)
+        self._ptab.i[slot] = (spec.gpus, shape.gpus_per_node if shape else 0,
+                              shape.nodes if shape else 0, spec.time_limit_s,
+                              t.project(spec.project), t.pair(spec.project, spec.user),
+                              t.qos(spec.qos))
+        self._plain[slot] = shape is not None and not job.held and not spec.depends_on \
+            and spec.reservation is None
+        key = (job.submit_s, job.id)
+        at = len(self._pkeys) if not self._pkeys or key > self._pkeys[-1] \
+            else bisect.bisect_left(self._pkeys, key)
+        self._pkeys.insert(at, key)
+        self._pjobs.insert(at, wait)
+        self._pids.insert(at, job.id)
+        self._pslots.insert(at, slot)
+        self._pslot_of[job.id] = slot
+        if spec.depends_on:
+            self._deps.add(job.id)
+        self._pcache = None
+
+    def _drop_pending(self, job: Job) -> None:
+        slot = self._pslot_of.pop(job.id)
+        at = bisect.bisect_left(self._pkeys, (job.submit_s, job.id))
+        del self._pkeys[at], self._pjobs[at], self._pids[at], self._pslots[at]
+        self._ptab.give(slot)
+        self._deps.discard(job.id)
+        self._pcache = None
+
+    # -- running ------------------------------------------------------------------------
+    def _add_running(self, job: Job) -> None:
+        cluster = self._cluster
+        q = self._qos.get(job.spec.qos) or self._qos.get("normal") or DEFAULT_QOS["normal"]
+        preemptible = q.preemptible if job.spec.preemptible is None else job.spec.preemptible
+        alloc = tuple(sorted((cluster.index_of(n), len(g)) for n, g in job.allocation))
+        start = job.start_s if job.start_s is not None else job.submit_s
+        run = RunningJob(
+            job.id, job.spec, start, start + job.spec.time_limit_s, alloc, preemptible,
+            job.spec.grace_s if job.spec.grace_s is not None else q.grace_s,
+            q.requeues if job.spec.preemptible is None else preemptible, job.service_gpu_s)
+        self._running[job.id] = run
+        slot = self._rtab.take()
+        if slot >= len(self._rflag):
+            self._rflag = np.concatenate([self._rflag, np.zeros_like(self._rflag)])
+        self._rtab.f[slot] = (run.start_s, run.expected_end_s, run.service_gpu_s)
+        self._rtab.i[slot, 0] = run.gpus
+        self._rflag[slot] = preemptible
+        self._rslot_of[job.id] = slot
+        holds = []
+        for node, gpus in alloc:
+            h = self._htab.take()
+            if h >= len(self._hlive):
+                self._hlive = np.concatenate([self._hlive, np.zeros_like(self._hlive)])
+            self._htab.i[h] = (node, gpus, slot)
+            self._hlive[h] = True
+            holds.append(h)
+        self._hslots[job.id] = holds
+        self._rcache = None
+
+    def _drop_running(self, job_id: str) -> None:
+        del self._running[job_id]
+        self._rtab.give(self._rslot_of.pop(job_id))
+        for h in self._hslots.pop(job_id):
+            self._hlive[h] = False
+            self._htab.give(h)
+        self._rcache = None
+
+    # -- the snapshot -------------------------------------------------------------------
+    def _pending_view(self) -> tuple[tuple[PendingJob, ...], PendingColumns]:
+        if self._pcache is None:
+            perm = np.array(self._pslots, dtype=np.int64)
+            f, i = self._ptab.f[perm], self._ptab.i[perm]
+            self._pcache = (tuple(self._pjobs), PendingColumns(
+                ids=list(self._pids), submit_s=f[:, 0], service_gpu_s=f[:, 1],
+                gpus=i[:, 0], gpus_per_node=i[:, 1], nodes=i[:, 2], limit_s=i[:, 3],
+                plain=self._plain[perm], project=i[:, 4], pair=i[:, 5], qos=i[:, 6],
+                tables=self._interned.frozen()))
+        return self._pcache
+
+    def _running_view(self) -> tuple[tuple[RunningJob, ...], RunningColumns]:
+        if self._rcache is None:
+            perm = np.fromiter(self._rslot_of.values(), dtype=np.int64,
+                               count=len(self._rslot_of))
+            f = self._rtab.f[perm]
+            live = np.flatnonzero(self._hlive[:self._htab.used])
+            h = self._htab.i[live]
+            self._rcache = (tuple(self._running.values()), RunningColumns(
+                start_s=f[:, 0], expected_end_s=f[:, 1], service_gpu_s=f[:, 2],
+                gpus=self._rtab.i[perm, 0], preemptible=self._rflag[perm],
+                hold_nodes=h[:, 0], hold_gpus=h[:, 1],
+                hold_end_s=self._rtab.f[h[:, 2], 1]))
+        return self._rcache
+
+    def build(self, now: float, *, reservations: Iterable[Reservation] = (),
+              projects: Mapping[str, Project] | None = None,
+              ledger: UsageLedger | None = None, grants: Iterable[Grant] = (),
+              charged_gpu_s: Mapping[str, float] | None = None,
+              fairshare_table: FairShare | None = None) -> Snapshot:
+        """The snapshot for a cycle at ``now`` (seconds).
+
+        ``charged_gpu_s`` is, per project, the GPU-seconds (× usage factor) already charged
+        against its grants; it is spent from the earliest-expiring active grant first.
+        ``fairshare_table`` lets a body reuse fair-share factors it computed earlier from
+        the same ledger (like Slurm, bodies recompute them every ``PriorityCalcPeriod``,
+        not every cycle); without it they are computed from ``ledger``.
+        """
+        projects = dict(projects or {})
+        pending, pcols = self._pending_view()
+        running, rcols = self._running_view()
+        # Dependencies need the states of the jobs they name, and nothing else.
+        states: dict[str, JobState] = {}
+        exits: dict[str, int | None] = {}
+        for job_id in self._deps:
+            for dep in self._jobs[job_id].spec.depends_on:
+                if dep.job_id is not None and dep.job_id in self._states:
+                    states[dep.job_id] = self._states[dep.job_id]
+                    exits[dep.job_id] = self._exits[dep.job_id]
+        snapshot = Snapshot(
+            cluster=self._cluster, running=running, pending=pending,
+            reservations=tuple(reservations), projects=projects, qos=dict(self._qos),
+            fairshare=fairshare_table if fairshare_table is not None
+            else fairshare(projects, ledger or UsageLedger(), now),
+            grant_left_gpu_s=grant_balances(projects, grants, charged_gpu_s or {}, now),
+            job_states=states, exit_codes=exits, as_of_s=now)
+        object.__setattr__(snapshot, "_columns", pcols)
+        object.__setattr__(snapshot, "_running_columns", rcols)
+        return snapshot

@@ -1,0 +1,124 @@
+"""The incremental snapshot builder gives what the one-shot builder gives, change by change."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gefion.core.builder import SnapshotBuilder
+from gefion.core.columns import pending_columns, running_columns
+from gefion.core.cycle import run_cycle
+from gefion.core.jobs import Dependency, Job, JobState
+from gefion.core.policies import get_policy
+from gefion.core.snapshot import Snapshot, build_snapshot
+from gefion.core.topology import NodeState, preset
+from tests.core.builders import pending
+
+CLUSTER = preset("synthetic:6x8:2")
+NAMES = CLUSTER.names
+
+# An operation: (kind, job number, GPUs, submit time)
+ops = st.lists(st.tuples(st.sampled_from(["submit", "start", "finish", "requeue", "hold",
+                                          "drain"]),
+                         st.integers(0, 11), st.sampled_from([0, 1, 2, 4, 8, 16]),
+                         st.integers(0, 5)), max_size=40)
+
+
+def same(built: Snapshot, fresh: Snapshot) -> None:
+    assert [p.id for p in built.pending] == [p.id for p in fresh.pending]
+    a, b = pending_columns(built), pending_columns(fresh)
+    assert a.ids == b.ids
+    for name in ("submit_s", "service_gpu_s", "gpus", "gpus_per_node", "nodes", "limit_s",
+                 "plain"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    for name in ("project", "pair", "qos"):  # indices differ; the names they point at agree
+        ta, tb = getattr(a, name + "s" if name != "qos" else "qos_names"), \
+            getattr(b, name + "s" if name != "qos" else "qos_names")
+        assert [ta[i] for i in getattr(a, name)] == [tb[i] for i in getattr(b, name)]
+    assert sorted(r.id for r in built.running) == sorted(r.id for r in fresh.running)
+    ra, rb = running_columns(built), running_columns(fresh)
+    holds = sorted(zip(ra.hold_nodes.tolist(), ra.hold_gpus.tolist(), ra.hold_end_s.tolist(),
+                       strict=True))
+    assert holds == sorted(zip(rb.hold_nodes.tolist(), rb.hold_gpus.tolist(),
+                               rb.hold_end_s.tolist(), strict=True))
+    assert dict(built.job_states) == dict(fresh.job_states)
+    for policy in ("fifo", "fifo-backfill", "las", "gefion"):
+        now = built.as_of_s
+        assert run_cycle(built, now, get_policy(policy)).to_json() == \
+            run_cycle(fresh, now, get_policy(policy)).to_json(), policy
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops)
+def test_builder_matches_a_fresh_build_after_every_change(steps: list) -> None:
+    cluster = CLUSTER
+    builder = SnapshotBuilder(cluster)
+    jobs: dict[str, Job] = {}
+    free = dict.fromkeys(NAMES, 8)
+    now = 10.0
+    for kind, k, gpus, submit in steps:
+        job_id = f"j{k}"
+        job = jobs.get(job_id)
+        if kind == "submit" and job is None:
+            deps = Dependency.parse("afterok:j0") if k == 3 else ()
+            job = pending(job_id, gpus, 600 + 60 * k, submit=float(submit),
+                          project=f"p{k % 3}", depends_on=deps)
+        elif kind == "start" and job is not None and job.state is JobState.PENDING \
+                and 0 < job.spec.gpus <= 8:
+            node = next((n for n in NAMES if free[n] >= job.spec.gpus), None)
+            if node is None:
+                continue
+            free[node] -= job.spec.gpus
+            job = replace(job, state=JobState.RUNNING, start_s=now,
+                          allocation=((node, tuple(range(job.spec.gpus))),))
+        elif kind in ("finish", "requeue") and job is not None \
+                and job.state is JobState.RUNNING:
+            for node, idx in job.allocation:
+                free[node] += len(idx)
+            job = replace(job, state=JobState.COMPLETED, end_s=now, exit_code=0) \
+                if kind == "finish" else replace(job, state=JobState.PENDING, start_s=None,
+                                                 allocation=(), restarts=job.restarts + 1,
+                                                 service_gpu_s=job.service_gpu_s + 100)
+        elif kind == "hold" and job is not None and job.state is JobState.PENDING:
+            job = replace(job, held=not job.held)
+        elif kind == "drain":
+            name = NAMES[k % len(NAMES)]
+            up = cluster.nodes[k % len(NAMES)].state.schedulable
+            cluster = cluster.with_states({name: NodeState.DRAINED if up else NodeState.IDLE})
+            builder.set_cluster(cluster)
+            continue
+        else:
+            continue
+        jobs[job_id] = job
+        builder.put(job)
+        now += 1.0
+        same(builder.build(now), build_snapshot(cluster, jobs.values(), now))
+    for job_id in list(jobs)[::2]:  # forgetting a job is the same as never having seen it
+        builder.remove(job_id)
+        del jobs[job_id]
+    same(builder.build(now), build_snapshot(cluster, jobs.values(), now))
+
+
+def test_a_snapshot_does_not_change_when_the_builder_does() -> None:
+    builder = SnapshotBuilder(CLUSTER)
+    builder.put(pending("a", 8, submit=1.0))
+    first = builder.build(5.0)
+    builder.put(pending("b", 8, submit=0.0))
+    builder.remove("a")
+    assert [p.id for p in first.pending] == ["a"]
+    assert pending_columns(first).ids == ["a"]
+    assert [p.id for p in builder.build(6.0).pending] == ["b"]
+
+
+def test_dependencies_see_the_state_of_jobs_that_ended() -> None:
+    builder = SnapshotBuilder(CLUSTER)
+    first = pending("a", 8)
+    builder.put(replace(first, state=JobState.FAILED, exit_code=3))
+    builder.put(pending("b", 8, depends_on=Dependency.parse("afterok:a")))
+    snap = builder.build(1.0)
+    assert snap.job_states == {"a": JobState.FAILED} and snap.exit_codes == {"a": 3}
+    result = run_cycle(snap, 1.0, get_policy("fifo"))
+    assert result.pending[0].reason == "DEPENDENCY_NEVER"
