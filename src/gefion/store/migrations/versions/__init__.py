@@ -1,0 +1,1 @@
+"""The store's schema revisions, oldest first (see the package docstring one level up)."""

@@ -1,0 +1,79 @@
+"""Alembic makes the schema; the model in schema.py matches it on both backends."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from gefion.store import SchemaError, Store
+from gefion.store.engine import alembic_config, head_revision
+from gefion.store.schema import metadata
+from tests.store.builders import new_job
+
+
+def test_open_creates_every_table_and_records_the_head(store: Store) -> None:
+    names = set(sa.inspect(store._engine).get_table_names())
+    assert {"events", "jobs", "nodes", "log_head", "alembic_version"} <= names
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert store.schema_revision() == head == head_revision() == "0001"
+
+
+def test_the_migrated_schema_matches_the_model(store: Store) -> None:
+    with store._engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_opening_twice_is_idempotent_and_keeps_the_data(store_url: str) -> None:
+    with Store.open(store_url) as first:
+        ids = first.submit([new_job()], ts=1.0)
+    with Store.open(store_url) as second:
+        assert second.schema_revision() == head_revision()
+        assert second.get_job(ids[0]) is not None
+        assert second.submit([new_job()], ts=2.0) == [ids[0] + 1]
+
+
+def test_concurrent_first_opens_migrate_once(store_url: str) -> None:
+    errors: list[BaseException] = []
+    stores: list[Store] = []
+
+    def open_it() -> None:
+        try:
+            stores.append(Store.open(store_url))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert errors == []
+    assert len(stores) == 4
+
+
+def test_a_database_from_an_unknown_revision_is_refused(store_url: str) -> None:
+    with Store.open(store_url) as store, store._engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(SchemaError, match="9999"):
+        Store.open(store_url)
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg://u@h/db", "sqlite:///g.db"])
+def test_offline_mode_writes_the_sql_for_a_dba(url: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = alembic_config()
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "head", sql=True)
+    sql = capsys.readouterr().out
+    assert "CREATE TABLE events" in sql
+    assert "CREATE TABLE jobs" in sql
+    assert "INSERT INTO log_head" in sql
