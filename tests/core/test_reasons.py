@@ -27,6 +27,13 @@ class Case:
 
 
 CASES = [
+    Case("array task limit (%2) reached",
+         [running("t0", {"node00001": 1}, array_id="A", array_limit=2),
+          running("t1", {"node00001": 1}, array_id="A", array_limit=2),
+          pending("t2", 1, array_id="A", array_limit=2, submit=1),
+          pending("u0", 1, array_id="B", array_limit=1, submit=2),
+          pending("u1", 1, array_id="B", array_limit=1, submit=3)],
+         {"t2": "ARRAY_LIMIT", "u1": "ARRAY_LIMIT"}),
     Case("held", [pending("j", 8, held=True)], {"j": "HELD"}),
     Case("resources when the cluster is full",
          [running("r", FULL), pending("j", 8)], {"j": "RESOURCES"}),

@@ -4,8 +4,9 @@ A body tells the builder of every change to its jobs (``put`` a new or replaced 
 ``remove`` one it forgets) and asks it for a snapshot at the start of each cycle
 (``build``). The builder keeps, between cycles, everything it derives from job records:
 
-* pending jobs in snapshot order (submit time, then id), with their column rows in
-  slot-indexed numpy tables, so the columns of a snapshot are a gather, not a rebuild;
+* pending jobs in snapshot order (submit time, then id in natural order), with their
+  column rows in slot-indexed numpy tables, so a snapshot's columns are a gather, not a
+  rebuild;
 * running jobs in the order they were put, with their GPU holds (node, GPUs, expected end)
   and their columns (start, GPUs, attained service, preemptible) in slot tables;
 * every job's last known state and exit code, for dependencies.
@@ -32,6 +33,12 @@ from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
 
 _INTS = 7  # gpus, gpus_per_node, nodes, limit_s, project, pair, qos
+
+
+def submit_key(job: Job) -> tuple[float, int, str]:
+    """Snapshot order of pending jobs: submit time, then id in natural order (``"9"`` before
+    ``"10"``: bodies that number their jobs get them in number order)."""
+    return (job.submit_s, len(job.id), job.id)
 
 
 class _Slots:
@@ -67,7 +74,7 @@ class SnapshotBuilder:
         self._exits: dict[str, int | None] = {}
         self._interned = Interned()
         # pending, in snapshot order
-        self._pkeys: list[tuple[float, str]] = []
+        self._pkeys: list[tuple[float, int, str]] = []
         self._pjobs: list[PendingJob] = []
         self._pids: list[str] = []
         self._pslots: list[int] = []
@@ -155,8 +162,9 @@ class SnapshotBuilder:
                               t.project(spec.project), t.pair(spec.project, spec.user),
                               t.qos(spec.qos))
         self._plain[slot] = shape is not None and not job.held and not spec.depends_on \
-            and spec.reservation is None
-        key = (job.submit_s, job.id)
+            and spec.reservation is None \
+            and spec.array_limit is None
+        key = submit_key(job)
         at = len(self._pkeys) if not self._pkeys or key > self._pkeys[-1] \
             else bisect.bisect_left(self._pkeys, key)
         self._pkeys.insert(at, key)
@@ -170,7 +178,7 @@ class SnapshotBuilder:
 
     def _drop_pending(self, job: Job) -> None:
         slot = self._pslot_of.pop(job.id)
-        at = bisect.bisect_left(self._pkeys, (job.submit_s, job.id))
+        at = bisect.bisect_left(self._pkeys, submit_key(job))
         del self._pkeys[at], self._pjobs[at], self._pids[at], self._pslots[at]
         self._ptab.give(slot)
         self._deps.discard(job.id)

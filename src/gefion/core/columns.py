@@ -128,7 +128,7 @@ def pending_columns(snapshot: Snapshot) -> PendingColumns:
                      spec.time_limit_s))
         idx.append((t.project(spec.project), t.pair(spec.project, spec.user), t.qos(spec.qos)))
         plain.append(shape is not None and not p.held and not spec.depends_on
-                     and spec.reservation is None)
+                     and spec.reservation is None and spec.array_limit is None)
     n = len(rows)
     f = np.array(rows, dtype=np.float64).reshape(n, 6)
     i = np.array(idx, dtype=np.int64).reshape(n, 3)

@@ -96,6 +96,7 @@ class _Cycle:
             if any(p.sensitive for p in snapshot.projects.values()) else []
         self.project_gpus: dict[str, int] = {}
         self.user_qos_gpus: dict[tuple[str, str], int] = {}
+        self._arrays: dict[str, int] | None = None  # running tasks per limited array
         self.sensitive = frozenset(p for p, proj in snapshot.projects.items() if proj.sensitive)
         # Who runs where, and how much each project and user holds, matter only when some
         # project is sensitive or has limits: skip the bookkeeping otherwise.
@@ -205,6 +206,8 @@ class _Cycle:
             if self.sensitive:
                 self.node_projects[n].add(job.spec.project)
         self._count(job.spec.project, job.spec.user, job.spec.qos, job.shape.gpus)
+        if job.spec.array_id is not None and self._arrays is not None:
+            self._arrays[job.spec.array_id] = self._arrays.get(job.spec.array_id, 0) + 1
         self.starts.append(Start(job.id, self._placement(nodes, g), backfilled))
         if self.sensitive:  # allowed masks depend on who runs where
             self.requests.clear()
@@ -267,8 +270,21 @@ class _Cycle:
             memo.add("topology", key, g, count, d)
         return PendingReason.RESOURCES
 
+    def _array_tasks_running(self, array_id: str) -> int:
+        if self._arrays is None:  # counted on first need: few cycles see a limited array
+            self._arrays = {}
+            for r in self.snap.running:
+                if r.spec.array_id is not None:
+                    self._arrays[r.spec.array_id] = self._arrays.get(r.spec.array_id, 0) + 1
+        return self._arrays.get(array_id, 0)
+
     def _over_limit(self, job: PendingJob) -> Verdict | None:
         assert job.shape is not None
+        limit, array_id = job.spec.array_limit, job.spec.array_id
+        if limit is not None and array_id is not None and \
+                self._array_tasks_running(array_id) >= limit:
+            return Verdict(job.id, PendingReason.ARRAY_LIMIT, None,
+                           f"array {array_id} runs {limit} tasks at once")
         project = self.snap.projects.get(job.spec.project)
         gpus = job.shape.gpus
         held = self.project_gpus.get(job.spec.project, 0)
@@ -315,7 +331,8 @@ class _Cycle:
                 verdicts.append(Verdict(job.id, rejection.reason, None, rejection.detail))
                 return
         assert shape is not None
-        if spec.project in self.limited or spec.qos in self.limited:
+        if spec.project in self.limited or spec.qos in self.limited or \
+                spec.array_limit is not None:
             over = self._over_limit(job)
             if over is not None:
                 verdicts.append(over)

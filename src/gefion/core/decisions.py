@@ -26,6 +26,7 @@ class PendingReason(StrEnum):
     GRANT_EXHAUSTED = "GRANT_EXHAUSTED"  # the project has no active grant with hours left
     QOS_LIMIT = "QOS_LIMIT"            # over a limit of its QOS (time limit, GPUs per user)
     PROJECT_LIMIT = "PROJECT_LIMIT"    # the project already holds its maximum of GPUs
+    ARRAY_LIMIT = "ARRAY_LIMIT"        # its array already runs its maximum of tasks (``%N``)
     TOPOLOGY = "TOPOLOGY"              # GPUs are free, but not within one scalable unit
     NODES_DOWN = "NODES_DOWN"          # would fit if drained/down nodes were up
     HELD = "HELD"                      # held by a user or operator

@@ -147,6 +147,10 @@ class JobSpec:
     preemptible: bool | None = None  # None: the QOS decides
     grace_s: int | None = None  # None: the QOS decides
     exclusive: bool = False  # whole nodes, no other job beside it
+    #: the array this job is a task of (the body's array job id), and how many of its tasks
+    #: may run at once (Slurm's ``--array=...%N``; None: no limit)
+    array_id: str | None = None
+    array_limit: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -174,6 +178,10 @@ class JobSpec:
                 f"{self.nodes} × {self.gpus_per_node}", field="gpus")
         if self.grace_s is not None and self.grace_s < 0:
             raise SpecError(f"must be >= 0 seconds, got {self.grace_s}", field="grace")
+        if self.array_limit is not None and (
+                not isinstance(self.array_limit, int) or self.array_limit < 1):
+            raise SpecError(f"must be a whole number >= 1, got {self.array_limit!r}",
+                            field="array_limit")
         if self.array_index is not None and self.array_index < 0:
             raise SpecError(f"must be >= 0, got {self.array_index}", field="array_index")
 

@@ -112,6 +112,6 @@ def build_snapshot(
                          fairshare_table=fairshare_table)
 
 
-def _start_order(job: Job) -> tuple[float, str]:
+def _start_order(job: Job) -> tuple[float, int, str]:
     start = job.start_s if job.start_s is not None else job.submit_s
-    return (start, job.id)
+    return (start, len(job.id), job.id)

@@ -1,0 +1,286 @@
+"""The controller's scheduling loop: events in, the core's one cycle, decisions out.
+
+Each step, on the wall clock:
+
+1. **exits** — jobs that ended (the executor's supervisors say how) become events;
+2. **sync** — every event since the last step (API submissions, cancels, holds, node
+   drains, and this loop's own writes) updates the in-memory view: the job rows that are
+   active, the :class:`~gefion.core.builder.SnapshotBuilder`, the GPU indices in use;
+3. **cycle** — ``run_cycle(builder.build(now), now, policy)``, exactly as the twin calls it;
+4. **apply** — starts are committed as ``job.started`` events (with the GPU indices chosen
+   here) *before* the executor launches them; preemptions go to the executor;
+5. **publish** — reasons and ETAs of pending jobs go to the store's queue view.
+
+Steps run when something happened (an API call wakes the loop; a supervisor's datagram
+wakes it through a watcher thread), coalesced, and at least every ``refresh_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from gefion.controller.gpus import GpuMap
+from gefion.controller.launch import launch_spec
+from gefion.controller.submission import with_array_id
+from gefion.core.builder import SnapshotBuilder
+from gefion.core.cycle import run_cycle
+from gefion.core.decisions import CycleResult
+from gefion.core.errors import GefionError, StateError
+from gefion.core.jobs import JobState
+from gefion.core.policies.base import Policy
+from gefion.core.topology import Cluster, NodeState
+from gefion.executor import ExecutorError, JobExit, LocalExecutor
+from gefion.store import EventKind, JobRow, NewEvent, SchedulingInfo, Store
+
+log = logging.getLogger("gefion.controller")
+
+_ACTIVE = (JobState.PENDING, JobState.RUNNING)
+
+
+class Scheduler:
+    """One controller's loop. ``step()`` is the whole of it; ``start()`` runs it in a thread."""
+
+    def __init__(self, store: Store, executor: LocalExecutor, cluster: Cluster,
+                 policy: Policy, *, kill_grace_s: int, refresh_s: float = 30.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store, self.executor, self.policy = store, executor, policy
+        self.cluster = cluster
+        self.kill_grace_s, self.refresh_s = kill_grace_s, refresh_s
+        self.clock = clock
+        self.builder = SnapshotBuilder(cluster)
+        self.rows: dict[int, JobRow] = {}  # PENDING and RUNNING jobs, as stored
+        self.gpus = GpuMap({n.name: n.gpus for n in cluster.nodes})
+        self.known: set[int] = set()  # job ids whose state the builder holds
+        self.preempting: dict[int, bool] = {}  # job id → requeue after the eviction
+        self.seen_seq = 0
+        self.last_result: CycleResult | None = None
+        self.cycles = 0
+        self._published: dict[int, tuple[str, float | None]] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.RLock()
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle -------------------------------------------------------------------------
+    def load(self) -> list[int]:
+        """Start from the store and re-attach to running jobs; the ids re-attached."""
+        with self._lock:
+            self.seen_seq = self.store.last_seq()
+            self._sync_nodes()
+            for row in self.store.active_jobs():
+                self._track(row)
+            alive = set(self.executor.reattach())
+            watched = set(self.executor.active)
+            lost = [row for row in self.rows.values()
+                    if row.state is JobState.RUNNING and row.id not in watched]
+            now = self.clock()
+            for row in lost:  # committed as started, but its launch never happened
+                self._write([NewEvent(EventKind.JOB_FINISHED, now, job_id=row.id, payload={
+                    "exit_code": 1, "state": "FAILED",
+                    "reason": "lost: the controller stopped before the job was launched"})])
+            return sorted(alive)
+
+    def start(self) -> None:
+        for target, name in ((self._loop, "gefion-scheduler"), (self._watch, "gefion-exits")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+
+    def wake(self) -> None:
+        """Something changed: run a step soon (coalesced with other wake-ups)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self.refresh_s)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            try:
+                self.step()
+            except Exception:  # keep scheduling; the next step starts from the store again
+                log.exception("scheduler step failed")
+                time.sleep(0.1)
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            if self.executor.wait(0.5):
+                self._wake.set()
+
+    # -- one step ---------------------------------------------------------------------------
+    def step(self) -> CycleResult:
+        with self._lock:
+            now = self.clock()
+            self._reap(self.executor.poll(), now)
+            self._sync()
+            snapshot = self.builder.build(now)
+            result = run_cycle(snapshot, now, self.policy)
+            self.cycles += 1
+            self._apply(result, now)
+            self._publish(result)
+            self.last_result = result
+            return result
+
+    def cancel_running(self, job_id: int) -> None:
+        """Ask the executor to end a running job; its end becomes an event when it comes."""
+        with self._lock:
+            self.executor.cancel(job_id)
+
+    # -- exits ------------------------------------------------------------------------------
+    def _reap(self, exits: list[JobExit], now: float) -> None:
+        for end in exits:
+            try:
+                self._write(self._exit_events(end))
+            except (StateError, GefionError) as exc:  # already ended in the store
+                log.warning("exit of job %s not recorded: %s", end.job_id, exc)
+            self.executor.acknowledge(end.job_id)
+
+    def _exit_events(self, end: JobExit) -> list[NewEvent]:
+        info: dict[str, Any] = {"exit_code": end.exit_code, "signal": end.signal}
+        if end.reason:
+            info["reason"] = end.reason
+        job_id, ts = end.job_id, end.end_ts
+        if end.state is JobState.CANCELLED:
+            return [NewEvent(EventKind.JOB_CANCELLED, ts, job_id=job_id, payload=info)]
+        if end.state is JobState.PREEMPTED:
+            requeue = self.preempting.pop(job_id, self._requeues(job_id))
+            return [NewEvent(EventKind.JOB_PREEMPTED, ts, job_id=job_id, payload=info),
+                    NewEvent(EventKind.JOB_REQUEUED if requeue else EventKind.JOB_CANCELLED,
+                             ts, job_id=job_id)]
+        return [NewEvent(EventKind.JOB_FINISHED, ts, job_id=job_id,
+                         payload={**info, "state": end.state.value})]
+
+    def _requeues(self, job_id: int) -> bool:
+        row = self.rows.get(job_id)
+        return bool(row is not None and row.spec.get("requeue"))
+
+    # -- the in-memory view -----------------------------------------------------------------
+    def _write(self, events: list[NewEvent]) -> None:
+        self.store.append(events)
+
+    def _sync(self) -> None:
+        """Apply every event since the last step to the in-memory view."""
+        touched: set[int] = set()
+        nodes = False
+        while True:
+            batch = self.store.events_since(self.seen_seq, limit=10_000)
+            if not batch:
+                break
+            self.seen_seq = batch[-1].seq
+            for event in batch:
+                if event.job_id is not None:
+                    touched.add(event.job_id)
+                elif event.kind.startswith("node."):
+                    nodes = True
+        if nodes:
+            self._sync_nodes()
+        for job_id in sorted(touched):
+            row = self.store.get_job(job_id)
+            if row is not None:
+                self._track(row)
+
+    def _sync_nodes(self) -> None:
+        states = {n.name: n.state for n in self.store.list_nodes()
+                  if self.cluster.has_node(n.name)}
+        cluster = self.cluster.with_states(states)
+        if [n.state for n in cluster.nodes] != [n.state for n in self.cluster.nodes]:
+            self.cluster = cluster
+            self.builder.set_cluster(cluster)
+
+    def _track(self, row: JobRow) -> None:
+        old = self.rows.get(row.id)
+        if old is not None and old.state is JobState.RUNNING:
+            self.gpus.give(old.allocation)
+        if row.state is JobState.RUNNING:
+            self.gpus.take(row.allocation)
+        job = row.to_job()
+        job = replace(job, spec=with_array_id(job.spec, row.array_job_id))
+        self.builder.put(job)
+        self.known.add(row.id)
+        if row.state in _ACTIVE:
+            self.rows[row.id] = row
+            for dep in job.spec.depends_on:  # dependencies need the state of what they name
+                if dep.job_id is not None and dep.job_id.isdigit() and \
+                        int(dep.job_id) not in self.known:
+                    target = self.store.get_job(int(dep.job_id))
+                    if target is not None:
+                        self._track(target)
+        else:
+            self.rows.pop(row.id, None)
+            self._published.pop(row.id, None)
+
+    # -- decisions --------------------------------------------------------------------------
+    def _apply(self, result: CycleResult, now: float) -> None:
+        started: list[tuple[JobRow, tuple[tuple[str, tuple[int, ...]], ...]]] = []
+        for start in result.starts:
+            row = self.rows[int(start.job_id)]
+            allocation = self.gpus.assign(start.placement.nodes)
+            started.append((row, allocation))
+        if started:
+            self._write([NewEvent(EventKind.JOB_STARTED, now, job_id=row.id, payload={
+                "allocation": {node: list(idx) for node, idx in allocation}})
+                for row, allocation in started])
+        for row, allocation in started:
+            running = replace(row, state=JobState.RUNNING, start_ts=now, allocation=allocation)
+            self.gpus.give(allocation)  # _track takes them again, once
+            self._track(running)
+            try:
+                self.executor.launch(launch_spec(running, kill_grace_s=self.kill_grace_s))
+            except (ExecutorError, GefionError, OSError) as exc:
+                log.warning("job %s could not be launched: %s", row.id, exc)
+                self._write([NewEvent(EventKind.JOB_FINISHED, self.clock(), job_id=row.id,
+                                      payload={"exit_code": 1, "state": "FAILED",
+                                               "reason": f"launch failed: {exc}"})])
+        for p in result.preemptions:
+            job_id = int(p.job_id)
+            if job_id in self.preempting:
+                continue  # already leaving: the earlier signal stands
+            self.preempting[job_id] = p.requeue
+            try:
+                self.executor.preempt(job_id, p.grace_s)
+            except ExecutorError as exc:
+                log.warning("job %s could not be preempted: %s", job_id, exc)
+
+    def _publish(self, result: CycleResult) -> None:
+        """Queue view: reason and ETA of every pending job whose view changed."""
+        changed: list[SchedulingInfo] = []
+        for v in result.pending:
+            job_id = int(v.job_id)
+            view = (v.reason.value, v.planned_start_s)
+            if self._published.get(job_id) != view:
+                self._published[job_id] = view
+                factors = result.factors.get(v.job_id)
+                changed.append((job_id, v.reason.value, v.planned_start_s,
+                                None if factors is None else factors_json(factors)))
+        if changed:
+            try:
+                self.store.set_scheduling_info(changed)
+            except GefionError as exc:  # a job that ended meanwhile
+                log.debug("queue view not updated: %s", exc)
+
+    # -- views for the API ------------------------------------------------------------------
+    def node_usage(self) -> dict[str, int]:
+        """GPUs allocated per node now."""
+        with self._lock:
+            return {node: len(used) for node, used in self.gpus.used.items()}
+
+    def node_state(self, name: str) -> NodeState:
+        return self.cluster.nodes[self.cluster.index_of(name)].state
+
+
+def factors_json(f: Any) -> dict[str, float]:
+    return {"priority": round(f.priority, 6), "age": round(f.age, 6),
+            "fairshare": round(f.fairshare, 6), "qos": round(f.qos, 6),
+            "size": round(f.size, 6), "grant": round(f.grant, 6)}

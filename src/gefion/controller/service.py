@@ -1,0 +1,240 @@
+"""The controller as the API and the CLI see it: one object, thread-safe, every call a
+validated request that is committed to the store before it returns.
+
+::
+
+    controller = Controller(ControllerConfig(data_dir=...)); controller.start()
+    ids = controller.submit(SubmitRequest(user="ana", cwd="/home/ana", script=text))
+    controller.get_job(ids[0]); controller.cancel(ids[0], by="ana"); controller.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gefion.controller.config import ControllerConfig
+from gefion.controller.launch import output_paths
+from gefion.controller.node import local_cluster
+from gefion.controller.scheduler import Scheduler
+from gefion.controller.submission import SubmitRequest, new_jobs, parse_request
+from gefion.core.errors import InputError, StateError
+from gefion.core.jobs import JobState
+from gefion.core.policies import get_policy
+from gefion.core.topology import NodeState
+from gefion.executor import LocalExecutor
+from gefion.slurm import Site, Submission
+from gefion.store import EventKind, EventRow, JobRow, NewEvent, NotFoundError, Store
+
+log = logging.getLogger("gefion.controller")
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    gpus: int
+    su: str
+    state: str  # idle, mixed, allocated, drained, down
+    reason: str | None
+    gpus_allocated: int
+
+
+class Controller:
+    """Store + scheduler loop + executor, for one host."""
+
+    def __init__(self, config: ControllerConfig, *, clock: Any = None) -> None:
+        self.config = config
+        self.cluster, self.emulated = local_cluster(config.node_name, config.emulate_gpus)
+        self.policy = get_policy(config.policy)
+        node = self.cluster.nodes[0]
+        self.site = Site(node_gpus=node.gpus, node_names=self.cluster.names)
+        self.store: Store | None = None
+        self.executor: LocalExecutor | None = None
+        self.scheduler: Scheduler | None = None
+        self._clock = clock
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self, *, loop: bool = True) -> list[int]:
+        """Open the store, register this node, re-attach to running jobs, start the loop
+        (``loop=False``: tests call ``step()`` themselves). Returns re-attached job ids."""
+        cfg = self.config
+        for path in (cfg.data_dir, cfg.run_dir, cfg.log_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        self.store = Store.open(cfg.database_url)
+        self.executor = LocalExecutor(cfg.run_dir)
+        now = self.now()
+        known = {n.name for n in self.store.list_nodes()}
+        self.store.append([NewEvent(EventKind.NODE_REGISTERED, now, node=n.name,
+                                    payload={"gpus": n.gpus, "su": n.su})
+                           for n in self.cluster.nodes if n.name not in known])
+        kw: dict[str, Any] = {"kill_grace_s": cfg.kill_grace_s, "refresh_s": cfg.refresh_s}
+        if self._clock is not None:
+            kw["clock"] = self._clock
+        self.scheduler = Scheduler(self.store, self.executor, self.cluster, self.policy, **kw)
+        alive = self.scheduler.load()
+        if loop:
+            self.scheduler.start()
+            self.scheduler.wake()
+        return alive
+
+    def stop(self) -> None:
+        """Stop scheduling and let go of the store. Running jobs go on under their
+        supervisors; the next start re-attaches to them."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.executor is not None:
+            self.executor.close()
+        if self.store is not None:
+            self.store.close()
+
+    def now(self) -> float:
+        import time
+
+        return float(self._clock()) if self._clock is not None else time.time()
+
+    def step(self) -> None:
+        self._sched().step()
+
+    def _store(self) -> Store:
+        if self.store is None:
+            raise StateError("the controller is not started")
+        return self.store
+
+    def _sched(self) -> Scheduler:
+        if self.scheduler is None:
+            raise StateError("the controller is not started")
+        return self.scheduler
+
+    # -- jobs -------------------------------------------------------------------------------
+    def parse(self, request: SubmitRequest) -> Submission:
+        """Parse without submitting (``--test-only``)."""
+        return parse_request(request, self.site)
+
+    def submit(self, request: SubmitRequest, *, idempotency_key: str | None = None
+               ) -> tuple[list[int], Submission]:
+        """Parse, validate and commit; the new job ids (array tasks in index order).
+
+        When the controller runs as root, jobs run as the user who submitted them: a user
+        without an account on this host is refused here, before anything is stored."""
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pwd.getpwnam(request.user)
+            except KeyError:
+                raise InputError(f"no account named {request.user!r} on this host: jobs run "
+                                 "as the user who submits them", field="user") from None
+        sub = parse_request(request, self.site)
+        jobs = new_jobs(sub, request, default_project=self.config.default_project,
+                        default_time_limit_s=self.config.default_time_limit_s,
+                        node_gpus=self.site.node_gpus)
+        ids = self._store().submit(jobs, ts=self.now(), idempotency_key=idempotency_key)
+        self._sched().wake()
+        return ids, sub
+
+    def get_job(self, job_id: int) -> JobRow:
+        row = self._store().get_job(job_id)
+        if row is None:
+            raise NotFoundError(f"no job {job_id}", field="job_id")
+        return row
+
+    def list_jobs(self, **filters: Any) -> list[JobRow]:
+        return self._store().list_jobs(**filters)
+
+    def job_events(self, job_id: int) -> list[EventRow]:
+        self.get_job(job_id)
+        return self._store().events_for_job(job_id)
+
+    def cancel(self, job_id: int, *, by: str) -> JobRow:
+        """Cancel a pending job now, or signal a running one (it ends CANCELLED)."""
+        row = self.get_job(job_id)
+        if row.state is JobState.PENDING:
+            self._store().append([NewEvent(EventKind.JOB_CANCELLED, self.now(), job_id=job_id,
+                                           payload={"by": by})])
+        elif row.state is JobState.RUNNING:
+            self._sched().cancel_running(job_id)
+        else:
+            raise StateError(f"job {job_id} already ended ({row.state})")
+        self._sched().wake()
+        return self.get_job(job_id)
+
+    def hold(self, job_id: int, *, by: str) -> JobRow:
+        return self._set_held(job_id, EventKind.JOB_HELD, by)
+
+    def release(self, job_id: int, *, by: str) -> JobRow:
+        return self._set_held(job_id, EventKind.JOB_RELEASED, by)
+
+    def _set_held(self, job_id: int, kind: EventKind, by: str) -> JobRow:
+        self.get_job(job_id)
+        self._store().append([NewEvent(kind, self.now(), job_id=job_id, payload={"by": by})])
+        self._sched().wake()
+        return self.get_job(job_id)
+
+    def log_path(self, job_id: int, stream: str = "stdout") -> Path:
+        if stream not in ("stdout", "stderr"):
+            raise InputError(f"must be stdout or stderr, got {stream!r}", field="stream")
+        row = self.get_job(job_id)
+        node = row.allocation[0][0] if row.allocation else ""
+        out, err = output_paths(row, node)
+        return Path(out if stream == "stdout" else err)
+
+    def live_view(self, job_id: int) -> dict[str, Any] | None:
+        """The latest cycle's reason, ETA and priority factors of a pending job."""
+        result = self._sched().last_result
+        if result is None:
+            return None
+        factors = result.factors.get(str(job_id))
+        for v in result.pending:  # the cycle's order: a linear scan, for one job
+            if v.job_id == str(job_id):
+                from gefion.controller.scheduler import factors_json
+
+                return {"reason": v.reason.value, "eta_ts": v.planned_start_s,
+                        "detail": v.detail,
+                        "priority": None if factors is None else factors_json(factors)}
+        return None
+
+    # -- nodes ------------------------------------------------------------------------------
+    def nodes(self) -> list[NodeView]:
+        usage = self._sched().node_usage()
+        out = []
+        for row in self._store().list_nodes():
+            used = usage.get(row.name, 0)
+            state = row.state
+            if state is NodeState.IDLE and used:
+                state = NodeState.ALLOCATED if used >= row.gpus else NodeState.MIXED
+            out.append(NodeView(row.name, row.gpus, row.su, state.value, row.reason, used))
+        return out
+
+    def drain(self, name: str, *, reason: str, by: str) -> NodeView:
+        return self._node_event(name, EventKind.NODE_DRAINED, {"reason": reason, "by": by})
+
+    def resume(self, name: str, *, by: str) -> NodeView:
+        return self._node_event(name, EventKind.NODE_RESUMED, {"by": by})
+
+    def _node_event(self, name: str, kind: EventKind, payload: dict[str, Any]) -> NodeView:
+        if self._store().get_node(name) is None:
+            raise NotFoundError(f"no node {name!r}", field="node")
+        self._store().append([NewEvent(kind, self.now(), node=name, payload=payload)])
+        self._sched().wake()
+        return next(n for n in self.nodes() if n.name == name)
+
+    # -- the machine ------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        nodes = self.nodes()
+        states = self._store().count_jobs_by_state()
+        result = self._sched().last_result
+        reasons = Counter(v.reason.value for v in result.pending) if result else Counter()
+        return {
+            "cluster": self.cluster.name, "emulated_gpus": self.emulated,
+            "nodes": len(nodes), "nodes_by_state": dict(Counter(n.state for n in nodes)),
+            "gpus": sum(n.gpus for n in nodes),
+            "gpus_allocated": sum(n.gpus_allocated for n in nodes),
+            "jobs_by_state": {str(k): v for k, v in sorted(states.items())},
+            "queue_by_reason": dict(sorted(reasons.items())),
+            "policy": self.policy.name, "cycles": self._sched().cycles,
+            "pid": os.getpid(),
+        }

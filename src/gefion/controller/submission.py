@@ -1,0 +1,91 @@
+"""From a submit request (a batch script, sbatch flags, the caller's environment) to the
+jobs the store keeps: parsed as ``sbatch`` parses, expanded into array tasks, with every
+submission extra the executor will need (script, workdir, environment, output patterns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gefion.core.jobs import JobSpec
+from gefion.slurm import Site, Submission, parse_submission
+from gefion.slurm.values import ExportSpec
+from gefion.store import NewJob
+
+#: Environment variables of the submitter that never travel with a job (sbatch drops these
+#: too, or they would point the job at the submitter's terminal or step).
+_NOT_EXPORTED = ("SLURM_", "GEFION_JOB", "CUDA_VISIBLE_DEVICES")
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """A submission as the API receives it. ``script`` None with ``--wrap`` in ``argv``;
+    ``source`` names the script file for error messages; ``cwd`` is the submit directory;
+    ``env`` the submitter's environment (exported per ``--export``, ALL by default);
+    ``script_args`` are the arguments after the script name."""
+
+    user: str
+    cwd: str
+    script: str | None = None
+    argv: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    source: str = "<script>"
+    script_args: Sequence[str] = ()
+
+
+def parse_request(request: SubmitRequest, site: Site) -> Submission:
+    """The parsed submission; raises the parser's InputError (file, line, option)."""
+    return parse_submission(request.script, source=request.source, argv=tuple(request.argv),
+                            site=site)
+
+
+def job_environment(export: ExportSpec | None, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment a job starts from, as ``--export`` says (sbatch's default is ALL)."""
+    inherit = export is None or export.inherit
+    out = {k: v for k, v in env.items() if not k.startswith(_NOT_EXPORTED)} if inherit else {}
+    for name, value in export.variables if export is not None else ():
+        if value is not None:
+            out[name] = value
+        elif name in env:
+            out[name] = env[name]
+    return out
+
+
+def new_jobs(sub: Submission, request: SubmitRequest, *, default_project: str,
+             default_time_limit_s: int, node_gpus: int) -> list[NewJob]:
+    """One NewJob per job (per task, for an array), specs validated by the core."""
+    extras: dict[str, Any] = {
+        "script": sub.script, "script_args": list(request.script_args),
+        "workdir": sub.chdir or request.cwd, "submit_dir": request.cwd,
+        "env": job_environment(sub.export, request.env),
+        "output": sub.output, "error": sub.error, "open_mode": sub.open_mode or "truncate",
+        "partition": sub.partition, "requeue": sub.requeue,
+        "ntasks": sub.ntasks, "ntasks_per_node": sub.ntasks_per_node,
+        "cpus_per_task": sub.cpus_per_task, "gpus_per_task": sub.gpus_per_task,
+        "signal": None if sub.signal is None else [sub.signal.number, sub.signal.time_s],
+        "source": sub.source,
+    }
+    def spec_for(index: int | None) -> JobSpec:
+        return sub.to_job_spec(user=request.user, default_project=default_project,
+                               default_time_limit_s=default_time_limit_s,
+                               node_gpus=node_gpus, array_index=index)
+
+    if sub.array is None:
+        return [NewJob.from_spec(spec_for(None), held=sub.hold, **extras)]
+    limit = sub.array.max_concurrent
+    out = []
+    for index in sub.array.indices:
+        spec = spec_for(index)
+        if limit is not None:
+            spec = replace(spec, array_limit=limit)
+        out.append(NewJob.from_spec(spec, held=sub.hold, **extras))
+    return out
+
+
+def with_array_id(spec: JobSpec, array_job_id: int | None) -> JobSpec:
+    """The spec as the scheduler sees it: array tasks know their array (for ``%N``)."""
+    if array_job_id is None or spec.array_id is not None:
+        return spec
+    return replace(spec, array_id=str(array_job_id))
