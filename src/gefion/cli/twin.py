@@ -1,4 +1,4 @@
-"""``gefion twin run`` and ``gefion twin compare``: the digital twin from the shell.
+"""``gefion twin run``, ``compare`` and ``sweep``: the digital twin from the shell.
 
 Only typer is imported at the top; options are turned into a
 :class:`~gefion.twin.run.RunOptions` and everything heavy (numpy, the scheduler, Rich tables,
@@ -20,13 +20,14 @@ if TYPE_CHECKING:
 
     from gefion.twin.compare import CompareRun
     from gefion.twin.run import RunOptions, RunOutcome
+    from gefion.twin.sweep import SweepRun
 
 twin_app = typer.Typer(
     help="The digital twin: replay job traces through the scheduler core on a virtual clock.",
     no_args_is_help=True,
 )
 
-# -- options shared by run and compare ---------------------------------------------------------
+# -- options shared by run, compare and sweep ----------------------------------------------------
 
 Trace = Annotated[str, typer.Option(
     "--trace", metavar="NAME|PATH", show_default=False,
@@ -261,7 +262,8 @@ def compare(
         _print_compare(runs)
 
 
-def _print_compare(runs: list[CompareRun]) -> None:
+def _print_compare(runs: list[CompareRun], traces: list[str] | None = None) -> None:
+    """The compare table on stdout; ``traces`` (one label per run) adds a trace column."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -270,15 +272,126 @@ def _print_compare(runs: list[CompareRun]) -> None:
     from gefion.twin.compare import table_rows
 
     first = runs[0].options
-    rows = table_rows(runs, counts=False)
+    rows = table_rows(runs, counts=False, traces=traces)
     # Headers in short lines, so that the table fits 80 columns without cropping a cell.
-    headers = ("policy", "load", "jobs", "avg\nJCT", "p99\nwait", "p99 wait\n≥64 GPUs",
-               "alloc.", "pre-\nempt.", "energy\nkWh")
-    table = Table(title=Text(f"{first.trace} on {first.cluster} · seed {first.seed}"),
+    headers: tuple[str, ...] = ("policy", "load", "jobs", "avg\nJCT", "p99\nwait",
+                                "p99 wait\n≥64 GPUs", "alloc.", "pre-\nempt.", "energy\nkWh")
+    what = first.trace
+    if traces is not None:
+        headers = ("trace", *headers)
+        names = list(dict.fromkeys(traces))
+        what = names[0] if len(names) == 1 else f"{len(names)} traces"
+    table = Table(title=Text(f"{what} on {first.cluster} · seed {first.seed}"),
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   padding=(0, 1, 0, 0))
     for k, header in enumerate(headers):
         table.add_column(header, justify="left" if k == 0 else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
+    if traces is not None:
+        # The trace on the first row of its group only. The one column that may wrap: on a
+        # narrow terminal the name folds, and no figure is cropped.
+        table.columns[0].no_wrap = False
+        table.columns[0].overflow = "fold"
+    for k, row in enumerate(rows):
+        last = traces is not None and (k + 1 == len(rows) or traces[k + 1] != traces[k])
+        if traces is not None and k and traces[k - 1] == traces[k]:
+            row = ("", *row[1:])
+        table.add_row(*(Text(cell) for cell in row), end_section=last)
     Console().print(table)
+
+
+# -- gefion twin sweep -------------------------------------------------------------------------
+
+@twin_app.command("sweep")
+def sweep(
+    traces_list: Annotated[str, typer.Option(
+        "--traces", metavar="T1,T2", show_default=False,
+        help="Traces to replay, comma-separated: names (itp-elasticflow/cluster10, "
+             "philly-pollux) or paths of canonical CSVs or sacct dumps.")],
+    policies: Annotated[str, typer.Option(
+        "--policies", metavar="A,B,C", show_default=False,
+        help="Policies, comma-separated (fifo, fifo-backfill, las, gefion).")],
+    loads: Annotated[str, typer.Option(
+        "--loads", metavar="X,Y", help="Load factors, comma-separated.")] = "1.0",
+    cluster: ClusterOpt = "gefion",
+    seed: Seed = 0,
+    from_: From = None,
+    to: To = None,
+    gpus: Gpus = None,
+    traces_dir: Annotated[Path | None, typer.Option(
+        "--traces-dir", metavar="DIR", show_default=False,
+        help="Folder of the named traces (default: $GEFION_TRACES, else ../shared/traces); "
+             "every Ray node must see it at this path.")] = None,
+    depth: Depth = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", metavar="HOST:PORT", show_default=False,
+        help="Run on this Ray cluster (from one of its nodes; ray://HOST:PORT for Ray "
+             "Client). Default: start a local Ray on this machine's cores, stop it after.")]
+        = None,
+    json_out: JsonOut = None,
+    report: Report = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run policies × loads × traces as Ray tasks (local or a cluster): one table, one plot.
+
+    Each run gives the summary `gefion twin run` gives for the same options.
+    """
+    from gefion.twin.compare import parse_loads
+    from gefion.twin.run import make_cluster, parse_list
+    from gefion.twin.sweep import check_ray_address, make_sweep
+
+    trace_list = parse_list(traces_list, "traces")
+    policy_list = parse_list(policies, "policies")
+    load_list = parse_loads(loads)
+    _check_outputs(json_out, report)
+    base = _options(trace_list[0], cluster, policy_list[0], load_list[0], seed, from_, to,
+                    gpus, traces_dir, depth)
+    make_cluster(base)  # a bad --cluster fails here, once, not in every task
+    cells = make_sweep(base, trace_list, policy_list, load_list)
+    address = None if ray_address is None else check_ray_address(ray_address)
+    if address is None:
+        _private_ray_token()
+    from gefion.twin.sweep import run_sweep
+
+    with _progress(quiet) as bar:
+        task = bar.add_task("starting Ray" if address is None else f"connecting to {address}",
+                            total=len(cells))
+
+        def on_ready(nodes: int) -> None:
+            bar.update(task, description=f"{len(cells)} runs on {nodes} Ray "
+                                         f"node{'' if nodes == 1 else 's'}")
+
+        runs = run_sweep(cells, address=address, on_ready=on_ready,
+                         on_done=lambda _: bar.advance(task))
+    from gefion.twin.sweep import sweep_json, write_sweep_report
+
+    notes = _notes(quiet)
+    if json_out is not None:
+        _write_json(sweep_json(runs), json_out, notes)
+    if report is not None:
+        paths = write_sweep_report(runs, report)
+        if notes:
+            notes.print(f"wrote {paths[0]} and {paths[1]}", markup=False, highlight=False)
+    if json_out is None or str(json_out) != "-":
+        _print_sweep(runs)
+
+
+def _private_ray_token() -> None:
+    """Token authentication for the local Ray, with a token of this run's own.
+
+    Ray (2.5x) turns token authentication on for a local ``ray.init()`` and, without a
+    token, writes one to ``~/.ray/auth_token`` — which then silently turns it on for every
+    later ``ray start --head`` of this user, whose workers cannot join unless told. A token
+    in this process's environment (Ray's processes inherit it) protects the local Ray the
+    same way and leaves nothing behind. Set before Ray is imported, which reads it once;
+    a user's own ``RAY_AUTH_*`` settings win.
+    """
+    import os
+    import secrets
+
+    if not any(os.environ.get(name) for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN",
+                                                 "RAY_AUTH_TOKEN_PATH")):
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+
+
+def _print_sweep(runs: list[SweepRun]) -> None:
+    _print_compare([run.run for run in runs], [run.trace for run in runs])

@@ -10,6 +10,10 @@ Each grid cell is an independent :func:`~gefion.twin.run.run_twin` in a worker p
 the same options give the same summary as a run alone, so parallelism changes only the
 wall time. Workers come from a ``forkserver`` context (``spawn`` where there is none):
 never a ``fork`` of a parent that may hold a progress-bar thread.
+
+The table, plot and report helpers take an optional ``traces`` (one label per run): then the
+table gains a ``trace`` column and the plot one column of panels per trace. That is how
+:mod:`gefion.twin.sweep` (the same grid over several traces, on Ray) reports.
 """
 
 from __future__ import annotations
@@ -134,19 +138,40 @@ COLUMNS = ("policy", "load", "jobs", "avg JCT", "p99 wait",
            f"p99 wait ≥{LARGE_JOB_GPUS} GPUs", "allocation", "preemptions", "energy kWh")
 
 
-def table_rows(runs: Sequence[CompareRun], *, counts: bool = True) -> list[tuple[str, ...]]:
+def columns(traces: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The table's header: :data:`COLUMNS`, after a ``trace`` column when runs have traces."""
+    return COLUMNS if traces is None else ("trace", *COLUMNS)
+
+
+def table_rows(runs: Sequence[CompareRun], *, counts: bool = True,
+               traces: Sequence[str] | None = None) -> list[tuple[str, ...]]:
     """The compare table (Rich and Markdown share it); ``counts``: say how many large jobs
-    the p99 is over."""
+    the p99 is over; ``traces``: one label per run, shown first (see :func:`columns`)."""
+    rows = [_row(run, counts) for run in runs]
+    if traces is None:
+        return rows
+    return [(trace, *row) for trace, row in zip(_labels(runs, traces), rows, strict=True)]
+
+
+def _row(run: CompareRun, counts: bool) -> tuple[str, ...]:
     from gefion.twin.report import fmt_fraction, fmt_number, fmt_short
 
-    return [(run.options.policy, f"{run.options.load:g}", fmt_number(run.summary.get("jobs")),
-             fmt_short(run.summary.get("avg_jct_s")), fmt_short(run.summary.get("p99_wait_s")),
-             fmt_short(run.large_p99_wait_s) + (_count(run.large_jobs, "job") if counts
-                                                else ""),
-             fmt_fraction(run.summary.get("gpu_allocation")),
-             fmt_number(run.summary.get("preemptions")),
-             fmt_number(run.summary.get("energy_kwh")))
-            for run in runs]
+    return (run.options.policy, f"{run.options.load:g}", fmt_number(run.summary.get("jobs")),
+            fmt_short(run.summary.get("avg_jct_s")), fmt_short(run.summary.get("p99_wait_s")),
+            fmt_short(run.large_p99_wait_s) + (_count(run.large_jobs, "job") if counts
+                                               else ""),
+            fmt_fraction(run.summary.get("gpu_allocation")),
+            fmt_number(run.summary.get("preemptions")),
+            fmt_number(run.summary.get("energy_kwh")))
+
+
+def _labels(runs: Sequence[CompareRun], traces: Sequence[str] | None) -> list[str]:
+    """One trace label per run (``""`` for every run when there are none)."""
+    if traces is None:
+        return [""] * len(runs)
+    if len(traces) != len(runs):
+        raise ValueError(f"{len(traces)} trace labels for {len(runs)} runs")
+    return list(traces)
 
 
 def _count(n: int, noun: str) -> str:
@@ -161,49 +186,75 @@ def compare_json(runs: Sequence[CompareRun]) -> dict[str, Any]:
             "runs": [run.to_json() for run in runs]}
 
 
-def plot_compare(runs: Sequence[CompareRun], path: Path) -> Path:
-    """Grouped bars: avg JCT and p99 wait (hours) per policy, one bar per load."""
+def plot_compare(runs: Sequence[CompareRun], path: Path, *,
+                 traces: Sequence[str] | None = None) -> Path:
+    """Grouped bars: avg JCT and p99 wait (hours) per policy, one bar per load; with
+    ``traces`` (one label per run), one column of the two panels per trace."""
     from gefion.twin.report import figure, save_png
 
+    labels = _labels(runs, traces)
+    facets = list(dict.fromkeys(labels))
     policies = list(dict.fromkeys(run.options.policy for run in runs))
     loads = list(dict.fromkeys(run.options.load for run in runs))
-    cell: Mapping[tuple[str, float], CompareRun] = {
-        (run.options.policy, run.options.load): run for run in runs}
+    cell: Mapping[tuple[str, str, float], CompareRun] = {
+        (label, run.options.policy, run.options.load): run
+        for label, run in zip(labels, runs, strict=True)}
     x = np.arange(len(policies))
     width = 0.8 / max(len(loads), 1)
-    with figure(max(6.0, 1.6 * len(policies) + 3), 6.5) as fig:
-        axes = fig.subplots(2, 1, sharex=True)
-        for ax, key, label in ((axes[0], "avg_jct_s", "average JCT (hours)"),
-                               (axes[1], "p99_wait_s", "p99 waiting time (hours)")):
-            for k, load in enumerate(loads):
-                values = [float(cell[p, load].summary.get(key) or 0.0) / 3600.0
-                          if (p, load) in cell else 0.0 for p in policies]
-                bars = ax.bar(x - 0.4 + width * (k + 0.5), values, width,
-                              label=f"load {load:g}" if ax is axes[0] else None)
-                ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
-            ax.set_ylabel(label)
-            ax.margins(y=0.15)
-            ax.grid(True, axis="y", alpha=0.3)
-        axes[1].set_xticks(x, policies)
-        axes[1].set_xlabel("policy")
+    panel_in = max(6.0, 1.6 * len(policies) + 3)
+    with figure(panel_in if len(facets) <= 1 else 0.75 * panel_in * len(facets), 6.5) as fig:
+        axes = fig.subplots(2, max(len(facets), 1), sharex="col", squeeze=False)
+        for col, facet in enumerate(facets):
+            top, bottom = axes[0][col], axes[1][col]
+            for ax, key, label in ((top, "avg_jct_s", "average JCT (hours)"),
+                                   (bottom, "p99_wait_s", "p99 waiting time (hours)")):
+                for k, load in enumerate(loads):
+                    values = [float(cell[facet, p, load].summary.get(key) or 0.0) / 3600.0
+                              if (facet, p, load) in cell else 0.0 for p in policies]
+                    # one legend for the figure: label the bars of the first panel only
+                    bars = ax.bar(x - 0.4 + width * (k + 0.5), values, width,
+                                  label=f"load {load:g}" if ax is axes[0][0] else None)
+                    ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+                if col == 0:
+                    ax.set_ylabel(label)
+                ax.margins(y=0.15)
+                ax.grid(True, axis="y", alpha=0.3)
+            if facet:
+                top.set_title(facet, fontsize=10)
+            bottom.set_xticks(x, policies)
+            bottom.set_xlabel("policy")
         first = runs[0].options if runs else None
-        fig.suptitle(f"Policies compared — {first.trace} on {first.cluster}"
-                     if first else "Policies compared")
+        if not first:
+            fig.suptitle("Policies compared")
+        elif len(facets) == 1:
+            fig.suptitle(f"Policies compared — {facets[0] or first.trace} on {first.cluster}")
+        else:
+            fig.suptitle(f"Policies compared — {len(facets)} traces on {first.cluster}")
         fig.legend(loc="outside lower center", ncols=max(len(loads), 1))
         return save_png(fig, path)
 
 
-def write_compare_report(runs: Sequence[CompareRun], out_dir: str | Path) -> list[Path]:
-    """``compare.md`` (the table) and ``compare.png`` in ``out_dir`` (created)."""
+def write_compare_report(runs: Sequence[CompareRun], out_dir: str | Path, *,
+                         traces: Sequence[str] | None = None,
+                         stem: str = "compare") -> list[Path]:
+    """``<stem>.md`` (the table) and ``<stem>.png`` in ``out_dir`` (created); ``traces``:
+    one label per run, for a trace column and a column of panels per trace."""
     from gefion.twin.report import markdown_table
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     first = runs[0].options if runs else None
-    lines = [f"# Policies compared: {first.trace} on {first.cluster}, seed {first.seed}"
-             if first else "# Policies compared", "",
-             *markdown_table(COLUMNS, table_rows(runs)), "",
-             "![avg JCT and p99 wait per policy and load](compare.png)", ""]
-    report = out / "compare.md"
+    if not first:
+        heading = "# Policies compared"
+    elif traces is None:
+        heading = f"# Policies compared: {first.trace} on {first.cluster}, seed {first.seed}"
+    else:
+        heading = (f"# Policies compared: {', '.join(dict.fromkeys(traces))} on "
+                   f"{first.cluster}, seed {first.seed}")
+    what = "per policy and load" + ("" if traces is None else ", one column per trace")
+    lines = [heading, "",
+             *markdown_table(columns(traces), table_rows(runs, traces=traces)), "",
+             f"![avg JCT and p99 wait {what}]({stem}.png)", ""]
+    report = out / f"{stem}.md"
     report.write_text("\n".join(lines), encoding="utf-8")
-    return [report, plot_compare(runs, out / "compare.png")]
+    return [report, plot_compare(runs, out / f"{stem}.png", traces=traces)]
