@@ -22,6 +22,7 @@ import bisect
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from gefion.core.columns import Interned, PendingColumns, RunningColumns
 from gefion.core.grants import grant_balances
@@ -92,6 +93,20 @@ class SnapshotBuilder:
         self._htab = _Slots(0, 3)  # ints: node, gpus, running slot
         self._hlive = np.zeros(16, dtype=np.bool_)
         self._rcache: tuple[tuple[RunningJob, ...], RunningColumns] | None = None
+        self._init_base(cluster)
+
+    def _init_base(self, cluster: Cluster) -> None:
+        # The availability base of the running jobs, per node: GPUs held, releases (expected
+        # end, GPUs) in order, and tau[g, n] — when node n first has g GPUs free, -inf for
+        # "now" — kept column by column as jobs start and end (see profile.Availability).
+        n = len(cluster.nodes)
+        self._cap = np.asarray(cluster.capacity, dtype=np.int64)
+        self._held = np.zeros(n, dtype=np.int64)
+        self._node_rel: list[list[tuple[float, int]]] = [[] for _ in range(n)]
+        self._tau = np.full((cluster.max_gpus_per_node + 1, n), np.inf)
+        self._tau[:, :] = np.where(np.arange(cluster.max_gpus_per_node + 1)[:, None]
+                                   <= self._cap[None, :], -np.inf, np.inf)
+        self._dirty: set[int] = set()
 
     # -- changes ------------------------------------------------------------------------
     @property
@@ -101,14 +116,17 @@ class SnapshotBuilder:
     def set_cluster(self, cluster: Cluster) -> None:
         """Use ``cluster`` from now on (node states change by copies of the cluster)."""
         same = cluster.names == self._cluster.names and \
-            cluster.max_gpus_per_node == self._cluster.max_gpus_per_node
+            cluster.capacity == self._cluster.capacity
+        if same:
+            self._cluster = cluster
+            return
+        jobs = list(self._jobs.values())  # node indices or shapes differ: derive anew
+        for job in jobs:
+            self.remove(job.id)
         self._cluster = cluster
-        if not same:  # node indices or shapes may differ: derive everything again
-            jobs = list(self._jobs.values())
-            for job in jobs:
-                self.remove(job.id)
-            for job in jobs:
-                self.put(job)
+        self._init_base(cluster)
+        for job in jobs:
+            self.put(job)
 
     def put(self, job: Job) -> None:
         """Add or replace the record of ``job`` (any state; terminal ones are kept only as
@@ -211,10 +229,18 @@ class SnapshotBuilder:
             self._htab.i[h] = (node, gpus, slot)
             self._hlive[h] = True
             holds.append(h)
+            bisect.insort(self._node_rel[node], (run.expected_end_s, gpus))
+            self._held[node] += gpus
+            self._dirty.add(node)
         self._hslots[job.id] = holds
         self._rcache = None
 
     def _drop_running(self, job_id: str) -> None:
+        run = self._running[job_id]
+        for node, gpus in run.alloc:
+            self._node_rel[node].remove((run.expected_end_s, gpus))
+            self._held[node] -= gpus
+            self._dirty.add(node)
         del self._running[job_id]
         self._rtab.give(self._rslot_of.pop(job_id))
         for h in self._hslots.pop(job_id):
@@ -247,6 +273,27 @@ class SnapshotBuilder:
                 hold_nodes=h[:, 0], hold_gpus=h[:, 1],
                 hold_end_s=self._rtab.f[h[:, 2], 1]))
         return self._rcache
+
+    def _base(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """GPUs held per node and the raw tau table, brought up to date (copies)."""
+        tau, cap = self._tau, self._cap
+        for n in self._dirty:
+            col = tau[:, n]
+            col[:] = np.inf
+            free = int(cap[n] - self._held[n])
+            top_cap = int(cap[n])
+            col[: max(0, min(free, top_cap)) + 1] = -np.inf
+            g = max(0, min(free, top_cap)) + 1
+            for t, gpus in self._node_rel[n]:
+                free += gpus
+                top = min(free, top_cap)
+                if top >= g:
+                    col[g: top + 1] = t
+                    g = top + 1
+                if g > top_cap:
+                    break
+        self._dirty.clear()
+        return self._held.copy(), tau.copy()
 
     def build(self, now: float, *, reservations: Iterable[Reservation] = (),
               projects: Mapping[str, Project] | None = None,
@@ -281,4 +328,5 @@ class SnapshotBuilder:
             job_states=states, exit_codes=exits, as_of_s=now)
         object.__setattr__(snapshot, "_columns", pcols)
         object.__setattr__(snapshot, "_running_columns", rcols)
+        object.__setattr__(snapshot, "_base", self._base())
         return snapshot

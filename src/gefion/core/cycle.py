@@ -87,8 +87,14 @@ class _Cycle:
         capacity, up = cluster.capacity, cluster.up
         rcols = running_columns(snapshot)
         ends = rcols.hold_end_s
-        self.avail = Availability(capacity, up, now, holds=(
-            rcols.hold_nodes, rcols.hold_gpus, np.where(ends > now, ends, now + OVERDUE_S)))
+        base = snapshot.__dict__.get("_base")  # kept by the builder between cycles
+        if base is not None and (not len(ends) or float(ends.min()) > now):
+            self.avail = Availability(capacity, up, now, base=base,
+                                      holds=(rcols.hold_nodes, rcols.hold_gpus, ends))
+        else:  # overdue jobs are expected back shortly: compute the base here
+            self.avail = Availability(capacity, up, now, holds=(
+                rcols.hold_nodes, rcols.hold_gpus,
+                np.where(ends > now, ends, now + OVERDUE_S)))
         self.node_units: IntArray = np.asarray(cluster.node_units, dtype=np.int64)
         self.unit_count = len(cluster.units)
         self.up: BoolArray = np.asarray(up, dtype=np.bool_)

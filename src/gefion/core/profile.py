@@ -46,9 +46,15 @@ class Availability:
     """Mutable per-cycle working state; created by the cycle, never shared across cycles."""
 
     def __init__(self, capacity: Sequence[int], up: Sequence[bool], now: float,
-                 holds: tuple[IntArray, IntArray, FloatArray] | None = None) -> None:
+                 holds: tuple[IntArray, IntArray, FloatArray] | None = None,
+                 base: tuple[IntArray, FloatArray] | None = None) -> None:
         """``holds``: the running jobs' GPUs as (node, GPUs, until) columns; the same as
-        :meth:`hold_many` right after construction, for the price of one base."""
+        :meth:`hold_many` right after construction, for the price of one base.
+
+        ``base``, with ``holds``: the base already computed from those holds by the snapshot
+        builder — GPUs held per node, and ``tau`` with ``-inf`` for "free now" — valid when
+        every hold ends after ``now``; then nothing is sorted or recomputed here, and a
+        node's releases are looked up in ``holds`` only when the cycle touches the node."""
         self.now = now
         self.n = len(capacity)
         self.capacity: IntArray = np.asarray(capacity, dtype=np.int64)
@@ -67,6 +73,14 @@ class Availability:
         self._rel_times: FloatArray = np.zeros(0)
         self._rel_gpus: IntArray = np.zeros(0, dtype=np.int64)
         self._releases: dict[int, list[tuple[float, int]]] = {}
+        self._lazy: tuple[IntArray, IntArray, FloatArray] | None = None
+        if base is not None and holds is not None:
+            held, tau_raw = base
+            self.free = np.where(self.up, self.capacity - held, 0).astype(np.int64)
+            self.tau = np.maximum(tau_raw, now)
+            self.tau[:, ~self.up] = INF
+            self._lazy = holds
+            return
         if holds is not None:
             self._set_holds(*holds)
         self._base_tau()
@@ -110,11 +124,15 @@ class Availability:
     def _node_releases(self, node: int) -> list[tuple[float, int]]:
         rel = self._releases.get(node)
         if rel is None:
-            lo, hi = np.searchsorted(self._rel_nodes, [node, node + 1])
-            rel = self._releases[node] = [
-                (t, g) for t, g in zip(self._rel_times[lo:hi].tolist(),
-                                       self._rel_gpus[lo:hi].tolist(), strict=True)
-                if t < INF]
+            if self._lazy is not None:
+                nodes, gpus, until = self._lazy
+                at = np.flatnonzero(nodes == node)
+                pairs = sorted(zip(until[at].tolist(), gpus[at].tolist(), strict=True))
+            else:
+                lo, hi = np.searchsorted(self._rel_nodes, [node, node + 1])
+                pairs = list(zip(self._rel_times[lo:hi].tolist(),
+                                 self._rel_gpus[lo:hi].tolist(), strict=True))
+            rel = self._releases[node] = [(t, g) for t, g in pairs if t < INF]
         return rel
 
     def _base_tau(self) -> None:
