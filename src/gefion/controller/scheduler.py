@@ -35,6 +35,7 @@ from gefion.core.jobs import JobState
 from gefion.core.policies.base import Policy
 from gefion.core.topology import Cluster, NodeState
 from gefion.executor import ExecutorError, JobExit, LocalExecutor
+from gefion.executor.local import NEVER_STARTED
 from gefion.store import EventKind, JobRow, NewEvent, SchedulingInfo, Store
 
 log = logging.getLogger("gefion.controller")
@@ -80,9 +81,8 @@ class Scheduler:
                     if row.state is JobState.RUNNING and row.id not in watched]
             now = self.clock()
             for row in lost:  # committed as started, but its launch never happened
-                self._write([NewEvent(EventKind.JOB_FINISHED, now, job_id=row.id, payload={
-                    "exit_code": 1, "state": "FAILED",
-                    "reason": "lost: the controller stopped before the job was launched"})])
+                self._write(self._relaunch_events(
+                    row.id, now, "the controller stopped before the job was launched"))
             return sorted(alive)
 
     def start(self) -> None:
@@ -152,6 +152,8 @@ class Scheduler:
         if end.reason:
             info["reason"] = end.reason
         job_id, ts = end.job_id, end.end_ts
+        if end.reason == NEVER_STARTED:  # nothing ran: start it again, as Slurm requeues
+            return self._relaunch_events(job_id, ts, end.reason)
         if end.state is JobState.CANCELLED:
             return [NewEvent(EventKind.JOB_CANCELLED, ts, job_id=job_id, payload=info)]
         if end.state is JobState.PREEMPTED:
@@ -161,6 +163,13 @@ class Scheduler:
                              ts, job_id=job_id)]
         return [NewEvent(EventKind.JOB_FINISHED, ts, job_id=job_id,
                          payload={**info, "state": end.state.value})]
+
+    @staticmethod
+    def _relaunch_events(job_id: int, ts: float, reason: str) -> list[NewEvent]:
+        """A job committed as started whose script never ran goes back to the queue."""
+        return [NewEvent(EventKind.JOB_NODE_FAIL, ts, job_id=job_id,
+                         payload={"reason": f"launch failed: {reason}"}),
+                NewEvent(EventKind.JOB_REQUEUED, ts, job_id=job_id)]
 
     def _requeues(self, job_id: int) -> bool:
         row = self.rows.get(job_id)

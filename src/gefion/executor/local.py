@@ -45,6 +45,9 @@ from gefion.executor.spec import JobExit, LaunchSpec
 from gefion.executor.users import Account, resolve_account, unreachable_dir
 
 Launcher = Literal["fork", "spawn"]
+#: The reason of a job whose supervisor died before it started the script: nothing of the
+#: job ran, so the controller may start it again.
+NEVER_STARTED = "supervisor lost before the job started"
 #: How often a running job's supervisor is checked for life (an flock test) by ``poll``.
 LIVENESS_INTERVAL_S = 1.0
 #: The longest path a Unix socket address may have (``sun_path`` less its NUL).
@@ -445,7 +448,7 @@ class LocalExecutor:
                 reason = ("supervisor lost: it died without recording the job's end; "
                           "the job's processes were killed")
             else:
-                reason = "supervisor lost before the job started"
+                reason = NEVER_STARTED
             record = {"job_id": job_id, "state": "FAILED", "exit_code": 1, "signal": None,
                       "start_ts": state["start_ts"] if state else now, "end_ts": now,
                       "reason": reason}
