@@ -241,17 +241,20 @@ class Scheduler:
             self._write([NewEvent(EventKind.JOB_STARTED, now, job_id=row.id, payload={
                 "allocation": {node: list(idx) for node, idx in allocation}})
                 for row, allocation in started])
+        launches, rows = [], []
         for row, allocation in started:
             running = replace(row, state=JobState.RUNNING, start_ts=now, allocation=allocation)
             self.gpus.give(allocation)  # _track takes them again, once
             self._track(running)
             try:
-                self.executor.launch(launch_spec(running, kill_grace_s=self.kill_grace_s))
-            except (ExecutorError, GefionError, OSError) as exc:
-                log.warning("job %s could not be launched: %s", row.id, exc)
-                self._write([NewEvent(EventKind.JOB_FINISHED, self.clock(), job_id=row.id,
-                                      payload={"exit_code": 1, "state": "FAILED",
-                                               "reason": f"launch failed: {exc}"})])
+                launches.append(launch_spec(running, kill_grace_s=self.kill_grace_s))
+                rows.append(running)
+            except GefionError as exc:
+                self._launch_failed(row.id, exc)
+        if launches:
+            for row, error in zip(rows, self.executor.launch_many(launches), strict=True):
+                if error is not None:
+                    self._launch_failed(row.id, error)
         for p in result.preemptions:
             job_id = int(p.job_id)
             if job_id in self.preempting:
@@ -261,6 +264,12 @@ class Scheduler:
                 self.executor.preempt(job_id, p.grace_s)
             except ExecutorError as exc:
                 log.warning("job %s could not be preempted: %s", job_id, exc)
+
+    def _launch_failed(self, job_id: int, exc: Exception) -> None:
+        log.warning("job %s could not be launched: %s", job_id, exc)
+        self._write([NewEvent(EventKind.JOB_FINISHED, self.clock(), job_id=job_id,
+                              payload={"exit_code": 1, "state": "FAILED",
+                                       "reason": f"launch failed: {exc}"})])
 
     def _publish(self, result: CycleResult) -> None:
         """Queue view: reason and ETA of every pending job whose view changed."""

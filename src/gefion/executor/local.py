@@ -144,26 +144,51 @@ class LocalExecutor:
         :class:`ExecutorError` — with nothing started — for a user with no account, a job id
         already in use, or a run directory the user cannot reach.
         """
-        job_dir = self.job_dir(spec.job_id)
-        account = resolve_account(spec.user, node=spec.node)
-        self._check_reachable(account)
-        self._clear_old_run(spec.job_id, job_dir)
-        now = time.time()
-        try:
-            os.mkdir(job_dir, 0o711)
-        except FileExistsError:
-            raise ExecutorError(f"job {spec.job_id} is already known to this executor") \
-                from None
-        try:
-            lock_fd = self._write_job_dir(spec, account, job_dir, now)
-        except BaseException:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            raise
-        try:
-            self._start_supervisor(spec.job_id, job_dir, lock_fd)
-        finally:
-            os.close(lock_fd)
-        self._active[spec.job_id] = time.monotonic()
+        error = self.launch_many([spec])[0]
+        if error is not None:
+            raise error
+
+    def launch_many(self, specs: list[LaunchSpec]) -> list[ExecutorError | None]:
+        """Launch several jobs at once: every supervisor is forked before any is waited
+        for, so a cycle that starts many jobs pays one round of supervisor start-up, not
+        one per job. Per spec, None once its script runs, or the error :meth:`launch`
+        would have raised (nothing of that job started)."""
+        results: list[ExecutorError | None] = [None] * len(specs)
+        begun: list[tuple[int, LaunchSpec, Path, int, int]] = []  # k, spec, dir, lock, ready
+        for k, spec in enumerate(specs):
+            try:
+                job_dir = self.job_dir(spec.job_id)
+                account = resolve_account(spec.user, node=spec.node)
+                self._check_reachable(account)
+                self._clear_old_run(spec.job_id, job_dir)
+                try:
+                    os.mkdir(job_dir, 0o711)
+                except FileExistsError:
+                    raise ExecutorError(f"job {spec.job_id} is already known to this "
+                                        "executor") from None
+                try:
+                    lock_fd = self._write_job_dir(spec, account, job_dir, time.time())
+                except BaseException:
+                    shutil.rmtree(job_dir, ignore_errors=True)
+                    raise
+            except ExecutorError as exc:
+                results[k] = exc
+                continue
+            try:
+                ready_r = self._begin_supervisor(job_dir, lock_fd)
+            except BaseException:
+                os.close(lock_fd)
+                raise
+            begun.append((k, spec, job_dir, lock_fd, ready_r))
+        for k, spec, job_dir, lock_fd, ready_r in begun:
+            try:
+                self._finish_supervisor(spec.job_id, job_dir, ready_r)
+                self._active[spec.job_id] = time.monotonic()
+            except ExecutorError as exc:
+                results[k] = exc
+            finally:
+                os.close(lock_fd)
+        return results
 
     def _write_job_dir(self, spec: LaunchSpec, account: Account, job_dir: Path,
                        now: float) -> int:
@@ -239,13 +264,21 @@ class LocalExecutor:
             shutil.rmtree(job_dir)
             self._reported.discard(job_id)
 
-    def _start_supervisor(self, job_id: int, job_dir: Path, lock_fd: int) -> None:
+    def _begin_supervisor(self, job_dir: Path, lock_fd: int) -> int:
+        """Hand the job to a new supervisor; the read end of its "started" pipe."""
         ready_r, ready_w = os.pipe()
         try:
-            try:
-                self._hand_over(job_dir, lock_fd, ready_w)
-            finally:
-                os.close(ready_w)
+            self._hand_over(job_dir, lock_fd, ready_w)
+        except BaseException:
+            os.close(ready_r)
+            raise
+        finally:
+            os.close(ready_w)
+        return ready_r
+
+    def _finish_supervisor(self, job_id: int, job_dir: Path, ready_r: int) -> None:
+        """Wait until the supervisor started the script (or failed to)."""
+        try:
             answer = b""
             readable, _, _ = select.select([ready_r], [], [], self.launch_timeout_s)
             if readable:
