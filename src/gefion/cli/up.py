@@ -52,6 +52,7 @@ def up(
                              socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(2048)  # from here on connections wait in the backlog for the server
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     controller = Controller(config)
@@ -76,6 +77,8 @@ def up(
                                            access_log=False, lifespan="off"))
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down: done
+        pass
     finally:
         controller.stop()
         sock.close()
