@@ -23,6 +23,7 @@ import typer
 from gefion.cli.errors import GefionGroup
 from gefion.cli.plan import plan
 from gefion.cli.twin import twin_app
+from gefion.cli.up import up
 
 app = typer.Typer(
     name="gefion",
@@ -58,6 +59,7 @@ def main(
 
 
 app.command("plan")(plan)
+app.command("up")(up)
 app.add_typer(twin_app, name="twin")
 
 
