@@ -114,3 +114,17 @@ def test_priority_factors_are_visible_for_every_pending_job() -> None:
     assert a.age > b.age and b.size > a.size
     assert a.priority == pytest.approx(
         1000 * a.age + 10_000 * a.fairshare + 5000 * a.qos + 500 * a.size + 1000 * a.grant)
+
+
+def test_a_strict_queue_names_its_barrier_and_a_backfilling_one_does_not() -> None:
+    jobs = [running("r", {"node00001": 4, "node00002": 4, "node00003": 4}),
+            pending("first", 4, submit=0), pending("head", 16, submit=1),
+            pending("behind", 1, submit=2)]
+    _, strict = cycle(SMALL, jobs, 10.0, policy="fifo")
+    assert [s.job_id for s in strict.starts] == ["first"]
+    assert strict.barrier == ("head", 2, 8)  # everyone ahead started; nobody behind tried
+    _, easy = cycle(SMALL, jobs, 10.0, policy="fifo-backfill")
+    assert easy.barrier is None
+    held = [*jobs, pending("held", 1, submit=-1, held=True)]  # set aside ahead of the head
+    _, strict_held = cycle(SMALL, held, 10.0, policy="fifo")
+    assert strict_held.barrier is None

@@ -291,3 +291,26 @@ def test_the_load_factor_is_read_from_the_workload_model() -> None:
     result = run(trace)
     assert result.load == 1.5 and times(result)["b"] == [20.0, 30.0]
     assert run(TRACES["backfill"]).load == 1.0
+
+
+def test_the_barrier_skips_cycles_that_could_start_nothing(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """A strict queue whose head does not fit holds back everyone: the engine skips those
+    cycles on the core's word (CycleResult.barrier), with exactly the same outcome."""
+    from gefion.twin import engine as engine_module
+
+    trace = make_trace(("big", 0, 8, 100, 500), ("gang", 1, 16, 100, 500),
+                       *((f"s{k}", 2 + k, 1, 30 + k, 500) for k in range(6)),
+                       ("late", 50, 1, 10, 500))
+    with_barrier = run(trace, "synthetic:2x8:1", "fifo")
+    original = engine_module._Engine.cycle
+
+    def forgetful(self: Any, now: float) -> int:
+        started = original(self, now)
+        self.barrier = None
+        return started
+
+    monkeypatch.setattr(engine_module._Engine, "cycle", forgetful)
+    without = run(trace, "synthetic:2x8:1", "fifo")
+    assert with_barrier.jobs == without.jobs
+    assert with_barrier.cycles < without.cycles

@@ -135,6 +135,7 @@ class _Cycle:
             self.victim_keys = policy.victim_keys(snapshot.running, snapshot, now)
         self.preempt = self.victim_keys.count(None) != len(self.victim_keys)
         self.blocked_any = False
+        self.barrier: tuple[str, int, int] | None = None  # see CycleResult.barrier
         self.plans = 0
         self.last_plan = now
         self.owners: dict[tuple[str, str], str] = {}
@@ -322,7 +323,7 @@ class _Cycle:
             self._consider(rank, i)
         preemptions = self._preempt() if self.blocked else []
         return CycleResult(self.now, policy.name, tuple(self.starts), tuple(preemptions),
-                           self.verdicts, table, self.planned)
+                           self.verdicts, table, self.planned, self.barrier)
 
     def _consider(self, rank: int, i: int) -> None:
         """Phases 1, 3 and 4 for the pending job at snapshot index ``i``."""
@@ -356,6 +357,8 @@ class _Cycle:
                     return
                 memo.add("start", key, g, count, d)
             reason = self._why_not(job, key)
+            if not policy.backfill and reason in _PREEMPT_FOR and not len(verdicts):
+                self.barrier = (job.id, count, g)  # every job ahead of it started
         self.blocked_any = True
         planned_start = None
         if policy.depth is None or self.plans < policy.depth:  # phase 4: plan it

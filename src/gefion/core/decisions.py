@@ -167,6 +167,12 @@ class CycleResult:
     ``pending`` is in priority order. ``factors`` maps every job considered (pending or
     started) to its priority factors; ``planned`` holds the reserved placement of jobs with a
     planned start (what the plan blocked in the profile).
+
+    ``barrier`` — under a policy without backfill — is the job at the head of the queue when
+    it had to wait for resources, as ``(job id, nodes, GPUs per node)``: every job ahead of
+    it started, and nobody behind it was tried. A body may rely on it: while that job still
+    leads the queue and fewer than ``nodes`` nodes have ``GPUs per node`` free, the next
+    cycle starts nothing either.
     """
 
     now: float
@@ -176,6 +182,7 @@ class CycleResult:
     pending: Sequence[Verdict]
     factors: Mapping[str, PriorityFactors]
     planned: Mapping[str, Placement]
+    barrier: tuple[str, int, int] | None = None
 
     def verdict(self, job_id: str) -> Verdict | None:
         for v in self.pending:

@@ -17,7 +17,9 @@ cycle chose (GPU indices lowest first), preemptions (the victim stops after its 
 and is requeued, or cancelled if not requeueable). There is no tick and no scheduling logic
 here. One shortcut, exact: when the policy cannot preempt (or nothing runs) and no pending
 job's shape fits the free GPUs at all, the cycle could decide nothing, so it is not called
-(``SimResult.cycles_skipped``).
+(``SimResult.cycles_skipped``); under a strict policy the core names the head of the queue
+that holds everyone back (``CycleResult.barrier``), and while it does not fit, nothing can
+start.
 
 The scheduler never sees a true runtime: a job's :class:`~gefion.core.jobs.JobSpec` carries
 only its time limit. Trace jobs become specs by :func:`job_spec` (see docs/twin.md).
@@ -150,6 +152,8 @@ class _Engine:
         self.failures_seen = self.failed_runs = self.events = self.repairs_pending = 0
         self.windows_pending = 0
         self.makespan_s = 0.0
+        #: the last cycle's barrier (CycleResult.barrier), while it holds
+        self.barrier: tuple[str, int, int] | None = None
 
     # -- events -------------------------------------------------------------------------
     def push(self, t: float, kind: int, key: str | int, token: int = 0) -> None:
@@ -224,6 +228,7 @@ class _Engine:
     def requeue(self, run: JobRun, via: JobState, now: float) -> None:
         """``run`` stops (PREEMPTED or NODE_FAIL) and goes back to PENDING."""
         job = run.job
+        self.barrier = None  # a requeued job may lead the queue again
         self._stop_run(run, now)
         check_transition(check_transition(job.state, via), JobState.PENDING)
         run.job = replace(job, state=JobState.PENDING, start_s=None, allocation=(),
@@ -276,6 +281,7 @@ class _Engine:
             return True
         # a reservation window opens or closes: schedule its next edge
         assert isinstance(key, int)
+        self.barrier = None  # who may run where changed
         self.windows_pending -= 1
         self._next_edge(key, now)
         return True
@@ -297,6 +303,7 @@ class _Engine:
                                       projects=self.projects, fairshare_table=self.shares)
         result = run_cycle(snapshot, now, self.policy)
         self.cycles += 1
+        self.barrier = None if self.policy.preemption else result.barrier
         if self.check:
             assert_invariants(snapshot, result)
         for s in result.starts:
@@ -313,11 +320,16 @@ class _Engine:
 
     def may_decide(self) -> bool:
         """False only when the cycle provably decides nothing: no preemption is possible
-        and no pending shape fits the free GPUs (nor a 0-GPU job)."""
+        and no pending shape fits the free GPUs (nor a 0-GPU job) — or, under a strict
+        policy, the head of the queue the last cycle named as its barrier does not fit."""
         if self.state.pending_count == 0:
             return False
         if self.policy.preemption and self.state.running_count:
             return True
+        if self.barrier is not None and self.barrier[0] in self.active:
+            # The core's word: the head of a strict queue that does not fit holds back all.
+            _, count, gpus = self.barrier
+            return self.state.fits(count, gpus)
         return self.state.any_pending_fits()
 
     # -- the loop -----------------------------------------------------------------------

@@ -138,6 +138,11 @@ class ClusterState:
         return self.cluster
 
     # -- questions ----------------------------------------------------------------------
+    def fits(self, count: int, gpus: int) -> bool:
+        """Do at least ``count`` schedulable nodes have ``gpus`` GPUs free now?"""
+        hist = self.free_hist
+        return gpus < len(hist) and sum(hist[gpus:]) >= count
+
     def any_pending_fits(self) -> bool:
         """Could any pending shape (``nodes`` × ``gpus_per_node``) fit the free GPUs now?"""
         hist = self.free_hist
