@@ -55,7 +55,8 @@ def start_up(data_dir: Path, db_url: str, port: int, log: Path) -> subprocess.Po
             except ServerUnreachable:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     proc.kill()
-                    raise AssertionError("gefion up did not come up:\n" + log.read_text())
+                    raise AssertionError("gefion up did not come up:\n" + log.read_text()) \
+                        from None
                 time.sleep(0.05)
 
 
