@@ -211,14 +211,18 @@ def _print_run(outcome: RunOutcome) -> None:
 
 # -- gefion twin compare -----------------------------------------------------------------------
 
+Policies = Annotated[str, typer.Option(
+    "--policies", metavar="A,B,C", show_default=False,
+    help="Policies to compare, comma-separated (fifo, fifo-backfill, las, gefion).")]
+Loads = Annotated[str, typer.Option(
+    "--loads", metavar="X,Y", help="Load factors, comma-separated.")]
+
+
 @twin_app.command("compare")
 def compare(
     trace: Trace,
-    policies: Annotated[str, typer.Option(
-        "--policies", metavar="A,B,C", show_default=False,
-        help="Policies to compare, comma-separated (fifo, fifo-backfill, las, gefion).")],
-    loads: Annotated[str, typer.Option(
-        "--loads", metavar="X,Y", help="Load factors, comma-separated.")] = "1.0",
+    policies: Policies,
+    loads: Loads = "1.0",
     cluster: ClusterOpt = "gefion",
     seed: Seed = 0,
     from_: From = None,
@@ -307,11 +311,8 @@ def sweep(
         "--traces", metavar="T1,T2", show_default=False,
         help="Traces to replay, comma-separated: names (itp-elasticflow/cluster10, "
              "philly-pollux) or paths of canonical CSVs or sacct dumps.")],
-    policies: Annotated[str, typer.Option(
-        "--policies", metavar="A,B,C", show_default=False,
-        help="Policies, comma-separated (fifo, fifo-backfill, las, gefion).")],
-    loads: Annotated[str, typer.Option(
-        "--loads", metavar="X,Y", help="Load factors, comma-separated.")] = "1.0",
+    policies: Policies,
+    loads: Loads = "1.0",
     cluster: ClusterOpt = "gefion",
     seed: Seed = 0,
     from_: From = None,
