@@ -21,6 +21,15 @@ def test_up_prints_where_things_are_serves_and_stops_on_ctrl_c(data_dir: Path) -
         [sys.executable, "-m", "gefion.cli.main", "up", "--data-dir", str(data_dir),
          "--port", "0", "--emulate-gpus", "4"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        check_up(proc, data_dir)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def check_up(proc: subprocess.Popen[str], data_dir: Path) -> None:
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 60
