@@ -21,6 +21,7 @@ from typing import Annotated
 import typer
 
 from gefion.cli.errors import GefionGroup
+from gefion.cli.jobs import register as register_job_commands
 from gefion.cli.plan import plan
 from gefion.cli.twin import twin_app
 from gefion.cli.up import up
@@ -61,6 +62,7 @@ def main(
 app.command("plan")(plan)
 app.command("up")(up)
 app.add_typer(twin_app, name="twin")
+register_job_commands(app)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ class ControllerConfig:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
         if not self.node_name:
             object.__setattr__(self, "node_name", socket.gethostname().split(".")[0] or "node1")
-        if self.emulate_gpus is not None and not 0 <= self.emulate_gpus <= 64:
-            raise InputError(f"must be between 0 and 64, got {self.emulate_gpus}",
+        if self.emulate_gpus is not None and not 1 <= self.emulate_gpus <= 64:
+            raise InputError(f"must be between 1 and 64, got {self.emulate_gpus}",
                              field="emulate_gpus")
         if not 0 <= self.port <= 65_535:
             raise InputError(f"must be a TCP port (0-65535), got {self.port}", field="port")

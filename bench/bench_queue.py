@@ -1,0 +1,238 @@
+"""REST submissions/s and ``gefion queue`` over 10,000 jobs, against baselines of the same run.
+
+    .venv/bin/python bench/bench_queue.py              # 10,000 jobs, 1/8/64 clients
+    .venv/bin/python bench/bench_queue.py --quick      # 2,000 jobs, fewer runs
+    .venv/bin/python bench/bench_queue.py --no-loop    # scheduler loop off in the server
+
+The server is a separate process (this file with ``--serve``): a controller on SQLite in a
+temporary directory (one emulated 8-GPU node), its scheduler loop on unless ``--no-loop``,
+and the API on uvicorn on 127.0.0.1. Every job is submitted held (``--hold``), so nothing
+runs and the queue only grows.
+
+1. **Submissions/s** with 1, 8 and 64 concurrent clients (threads, one httpx client each,
+   each request a realistic script, environment and idempotency key, as the CLI sends),
+   against the same clients' ``GET /v1/nodes`` requests/s (one small read: about the cost
+   of the HTTP stack alone). Goal (issue #4): ≥ 2,000 submissions/s.
+2. **``gefion queue``** with the jobs submitted above (10,000 by default), the whole
+   command as a user runs it — a new process through the console entry point
+   (``gefion.cli.fastqueue:main``), start-up included — against ``python -c pass`` measured
+   in the same run, and next to the Typer command (``gefion.cli.main``, Rich) and
+   ``--json``. Goal: ≤ 0.16 s (Slurm's squeue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+SCRIPT = """#!/bin/bash
+#SBATCH --job-name=train
+#SBATCH --gpus=8
+#SBATCH --time=2:00:00
+#SBATCH --account=nlp
+srun python train.py --config configs/large.yaml
+"""
+ENTRY_POINT = """import sys
+from gefion.cli.fastqueue import main
+if __name__ == "__main__":
+    sys.argv[0] = "gefion"
+    sys.exit(main())
+"""
+
+
+# -- the server process -------------------------------------------------------------------
+
+def serve(data_dir: Path, loop: bool) -> None:
+    """Run a controller and its API until stdin closes; print the URL when ready."""
+    from gefion.api import create_app
+    from gefion.api.server import ApiServer
+    from gefion.controller.config import ControllerConfig
+    from gefion.controller.service import Controller
+
+    controller = Controller(ControllerConfig(data_dir=data_dir, emulate_gpus=8,
+                                             node_name="bench", refresh_s=30))
+    controller.start(loop=loop)
+    with ApiServer(create_app(controller)) as server:
+        stack = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m)]
+        print(server.url, "+".join(stack) or "asyncio+h11", flush=True)
+        sys.stdin.read()
+    controller.stop()
+
+
+# -- load ---------------------------------------------------------------------------------
+
+def hammer(url: str, clients: int, total: int,
+           request: Callable[..., object]) -> float:
+    """``total`` requests split over ``clients`` threads; requests per second."""
+    import httpx
+
+    per = [total // clients + (i < total % clients) for i in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            http.get("/v1/nodes").raise_for_status()  # connect first, outside the timing
+            barrier.wait()
+            try:
+                for _ in range(n):
+                    request(http)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in per]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return total / elapsed
+
+
+def submit_request(env: dict[str, str]) -> Callable[..., object]:
+    import pwd
+
+    body = {"script": SCRIPT, "argv": ["--hold"], "env": env, "cwd": "/tmp",
+            "user": pwd.getpwuid(os.getuid()).pw_name, "source": "train.sh"}
+
+    def submit(http: object) -> object:
+        response = http.post("/v1/jobs", json=body,  # type: ignore[attr-defined]
+                             headers={"Idempotency-Key": str(uuid.uuid4())})
+        if response.status_code != 201:
+            raise RuntimeError(response.text)
+        return response
+
+    return submit
+
+
+def nodes_request(http: object) -> object:
+    response = http.get("/v1/nodes")  # type: ignore[attr-defined]
+    response.raise_for_status()
+    return response
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process ``pid`` used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_command(argv: list[str], runs: int,
+                 before: Callable[[], object] | None = None) -> tuple[float, float]:
+    """(median, best) wall seconds of ``argv`` as a new process (``before`` each run,
+    untimed)."""
+    times = []
+    for _ in range(runs):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              check=False)
+        times.append(time.perf_counter() - start)
+        if proc.returncode:
+            raise RuntimeError(f"{argv}: {proc.stderr.decode()}")
+    return statistics.median(times), min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2,000 jobs, fewer runs")
+    parser.add_argument("--no-loop", action="store_true", help="server without its loop")
+    parser.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(Path(args.serve), loop=not args.no_loop)
+        return
+
+    jobs = 2_000 if args.quick else 10_000
+    runs = 5 if args.quick else 15
+    env = dict(os.environ)  # what `gefion submit` sends: the caller's environment
+    with tempfile.TemporaryDirectory(prefix="gefion-bench-") as tmp:
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", tmp, *(["--no-loop"] if args.no_loop
+                                                         else [])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout is not None
+            url, stack = server.stdout.readline().split()
+            print(f"server {url} on uvicorn with {stack} "
+                  f"(scheduler loop {'off' if args.no_loop else 'on'}), "
+                  f"{os.cpu_count()} CPUs, environment of {len(env)} variables")
+            print("\n1. REST submissions/s (held jobs) vs GET /v1/nodes requests/s")
+            shares = {1: jobs // 10, 8: jobs * 3 // 10, 64: jobs - jobs // 10 - jobs * 3 // 10}
+            for clients, count in shares.items():
+                base_n = max(500, count // 2)
+                cpu = cpu_s(server.pid)
+                base = hammer(url, clients, base_n, nodes_request)
+                cpu_base = (cpu_s(server.pid) - cpu) / base_n * 1000
+                cpu = cpu_s(server.pid)
+                rate = hammer(url, clients, count, submit_request(env))
+                cpu_submit = (cpu_s(server.pid) - cpu) / count * 1000
+                print(f"  {clients:>2} clients: {rate:7,.0f} submissions/s "
+                      f"({count:,} jobs, server CPU {cpu_submit:.2f} ms each)   "
+                      f"GET /v1/nodes {base:7,.0f}/s (CPU {cpu_base:.2f} ms)   "
+                      f"ratio {rate / base:.2f}")
+            queue_bench(url, jobs, runs, tmp)
+        finally:
+            assert server.stdin is not None
+            server.stdin.close()
+            server.wait(timeout=60)
+
+
+def queue_bench(url: str, jobs: int, runs: int, tmp: str) -> None:
+    entry = Path(tmp) / "gefion"
+    entry.write_text(ENTRY_POINT)
+    env_server = ["--server", url]
+    fast = [sys.executable, str(entry), "queue", *env_server]
+    typer_cli = [sys.executable, "-m", "gefion.cli.main", "queue", *env_server]
+    start = time.perf_counter()  # the first call catches up with the whole burst's events
+    check = subprocess.run(fast, capture_output=True, text=True, check=True)
+    first = time.perf_counter() - start
+    rows = len(check.stdout.splitlines()) - 1
+    print(f"\n2. gefion queue over {rows:,} pending jobs (whole command, {runs} runs: "
+          f"median / best)")
+    print(f"  first call after the submissions (server catches up with the log): "
+          f"{first:.3f} s")
+    baseline = time_command([sys.executable, "-c", "pass"], runs)
+    import httpx
+
+    http = httpx.Client(base_url=url)
+    submit = submit_request(dict(os.environ))
+
+    def one_more() -> None:  # the queue changed: the server renders anew
+        submit(http)
+
+    figures = {
+        "python -c pass (baseline)": baseline,
+        "gefion queue (fast path)": time_command(fast, runs),
+        "gefion queue, a new job before each run": time_command(fast, runs, one_more),
+        "gefion queue --json (fast path)": time_command([*fast, "--json"], runs),
+        "gefion queue -u nobody (fast, empty)": time_command([*fast, "-u", "nobody"], runs),
+        "gefion queue (Typer + Rich + httpx)": time_command(typer_cli, max(3, runs // 5)),
+    }
+    http.close()
+    for name, (median, best) in figures.items():
+        print(f"  {name:<40} {median:6.3f} s / {best:6.3f} s   "
+              f"{median / baseline[0]:5.1f}x baseline")
+    assert rows == jobs, f"{rows} rows for {jobs} jobs"
+    print("  (the same question about an unchanged queue in the same second is answered "
+          "from the server's cache; 'a new job before each run' is never)")
+
+
+if __name__ == "__main__":
+    main()

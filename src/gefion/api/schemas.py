@@ -1,0 +1,43 @@
+"""Request bodies (pydantic): what the OpenAPI document shows and FastAPI validates. Unknown
+fields are refused, so that a misspelt one is a 422 naming it rather than silently ignored.
+
+Answers are plain JSON built in :mod:`gefion.api.views`, not models: a job list of 10,000
+entries is serialized once, not validated field by field.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubmitBody(_Body):
+    """A batch submission, as ``sbatch`` takes it: the script's text (None with ``--wrap``
+    in ``argv``), the flags before the script, and the submitter's context."""
+
+    script: str | None = Field(None, description="the batch script's text")
+    argv: list[str] = Field(default_factory=list,
+                            description="sbatch flags given before the script")
+    env: dict[str, str] = Field(default_factory=dict,
+                                description="the submitter's environment (never echoed back)")
+    cwd: str = Field(description="the submit directory (absolute)", min_length=1)
+    user: str = Field(description="who submits (no authentication yet: see gefion.api)",
+                      min_length=1)
+    source: str = Field("<script>", description="the script's path, for messages")
+    script_args: list[str] = Field(default_factory=list,
+                                   description="arguments after the script")
+    test_only: bool = Field(False, description="parse and validate only; submit nothing")
+
+
+class ActionBody(_Body):
+    """Who asks for a cancel, hold, release or resume."""
+
+    user: str | None = Field(None, min_length=1)
+
+
+class DrainBody(_Body):
+    reason: str = Field(min_length=1, description="why the node is drained (shown by sinfo)")
+    user: str | None = Field(None, min_length=1)
