@@ -36,7 +36,8 @@ from gefion.core.policies.base import Policy
 from gefion.core.topology import Cluster, NodeState
 from gefion.executor import ExecutorError, JobExit, LocalExecutor
 from gefion.executor.local import NEVER_STARTED
-from gefion.store import EventKind, JobRow, NewEvent, SchedulingInfo, Store
+from gefion.store import EventKind, EventRow, JobRow, NewEvent, SchedulingInfo, Store
+from gefion.store import apply as apply_event
 
 log = logging.getLogger("gefion.controller")
 
@@ -62,6 +63,7 @@ class Scheduler:
         self.last_result: CycleResult | None = None
         self.cycles = 0
         self._published: dict[int, tuple[str, float | None]] = {}
+        self._applied: dict[int, bool] = {}  # seqs of events already applied in memory
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.RLock()
@@ -180,8 +182,9 @@ class Scheduler:
         self.store.append(events)
 
     def _sync(self) -> None:
-        """Apply every event since the last step to the in-memory view."""
-        touched: set[int] = set()
+        """Apply every event since the last step to the in-memory view, with the store's own
+        projection function (no query per job); events this loop already applied in memory
+        (its starts) are skipped."""
         nodes = False
         while True:
             batch = self.store.events_since(self.seen_seq, limit=10_000)
@@ -190,15 +193,27 @@ class Scheduler:
             self.seen_seq = batch[-1].seq
             for event in batch:
                 if event.job_id is not None:
-                    touched.add(event.job_id)
+                    if self._applied.pop(event.seq, None) is None:
+                        self._sync_job(event)
                 elif event.kind.startswith("node."):
                     nodes = True
         if nodes:
             self._sync_nodes()
-        for job_id in sorted(touched):
-            row = self.store.get_job(job_id)
-            if row is not None:
-                self._track(row)
+
+    def _sync_job(self, event: EventRow) -> None:
+        assert event.job_id is not None
+        row = self.rows.get(event.job_id)
+        if row is None and event.kind != EventKind.JOB_SUBMITTED:
+            fresh = self.store.get_job(event.job_id)  # a job not active here: the store knows
+            if fresh is not None:
+                self._track(fresh)
+            return
+        try:
+            self._track(apply_event(event, row))
+        except GefionError:  # the view drifted from the log: take the store's word
+            fresh = self.store.get_job(event.job_id)
+            if fresh is not None:
+                self._track(fresh)
 
     def _sync_nodes(self) -> None:
         states = {n.name: n.state for n in self.store.list_nodes()
@@ -238,9 +253,11 @@ class Scheduler:
             allocation = self.gpus.assign(start.placement.nodes)
             started.append((row, allocation))
         if started:
-            self._write([NewEvent(EventKind.JOB_STARTED, now, job_id=row.id, payload={
-                "allocation": {node: list(idx) for node, idx in allocation}})
-                for row, allocation in started])
+            seqs = self.store.append([NewEvent(EventKind.JOB_STARTED, now, job_id=row.id,
+                                               payload={"allocation": {
+                                                   node: list(idx) for node, idx in allocation}})
+                                      for row, allocation in started])
+            self._applied.update(dict.fromkeys(seqs, True))  # tracked below, in memory
         launches, rows = [], []
         for row, allocation in started:
             running = replace(row, state=JobState.RUNNING, start_ts=now, allocation=allocation)
