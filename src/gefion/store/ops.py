@@ -58,6 +58,10 @@ class SubmitOp(WriteOp[list[int]]):
 
     @classmethod
     def run_many(cls, tx: Tx, ops: Sequence[SubmitOp]) -> list[list[int] | GefionError]:
+        # The log head's lock first: a submission of the same key that committed while we
+        # waited for it is then visible to the lookup (PostgreSQL reads committed data per
+        # statement), so concurrent retries of one key never both insert.
+        tx.lock()
         keys = {op.idempotency_key for op in ops if op.idempotency_key is not None}
         known = _ids_for_keys(tx, keys) if keys else {}
         outcomes: list[list[int] | GefionError] = []
