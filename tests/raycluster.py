@@ -100,6 +100,19 @@ def _host_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
+#: A driver that waits until ``argv[2]`` nodes are alive with CPUs to offer.
+_JOINED = """
+import sys, time
+import ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+want, deadline = int(sys.argv[2]), time.monotonic() + float(sys.argv[3])
+while sum(1 for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")) < want:
+    if time.monotonic() > deadline:
+        sys.exit(f"only {[n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']]} joined")
+    time.sleep(0.1)
+"""
+
+
 def _alive(pid: int) -> bool:
     stat = _stat(pid)
     return stat is not None and stat[0] != "Z"
@@ -263,10 +276,20 @@ class RayCluster:
         try:
             for _ in range(nodes):
                 cluster.add_node()
+            cluster.wait_joined()
         except BaseException:
             cluster.stop()
             raise
         return cluster
+
+    def wait_joined(self, timeout_s: float = 60.0) -> None:
+        """Until GCS lists every node of ours alive with its CPUs: ``ray start`` returns
+        once its raylet runs, a moment before the cluster may schedule on it."""
+        proc = self.ns.run([sys.executable, "-c", _JOINED, self.address, str(len(self.nodes)),
+                            str(timeout_s)], env=self.driver_env(), timeout_s=timeout_s + 30)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the cluster's {len(self.nodes)} nodes did not all join:\n"
+                               f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
     @property
     def address(self) -> str:

@@ -164,6 +164,12 @@ def _alive_nodes(ray: Any) -> int:  # Any: ray.nodes() has no annotations
     return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
+def _worker_nodes(ray: Any) -> list[str]:
+    """Ids of the alive nodes with CPUs to run a simulation, in a stable order."""
+    return sorted(str(node["NodeID"]) for node in ray.nodes()
+                  if node.get("Alive") and node.get("Resources", {}).get("CPU"))
+
+
 def run_sweep(cells: Sequence[SweepCell], *, address: str | None = None,
               num_cpus: int | None = None, on_ready: Callable[[int], None] | None = None,
               on_done: Callable[[SweepRun], None] | None = None) -> list[SweepRun]:
@@ -186,8 +192,16 @@ def run_sweep(cells: Sequence[SweepCell], *, address: str | None = None,
     try:
         if on_ready:
             on_ready(_alive_nodes(ray))
-        task = ray.remote(num_cpus=1)(sweep_task).options(scheduling_strategy="SPREAD")
-        refs = [task.remote(cell.options) for cell in cells]
+        # Round-robin over the nodes, softly: Ray's SPREAD is best effort, and reuses a
+        # leased worker for the next short task, so a grid of quick runs would stay on one
+        # node. A node that leaves (or is full) hands its cells to the others.
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        task = ray.remote(num_cpus=1)(sweep_task)
+        nodes = _worker_nodes(ray)
+        refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                    nodes[k % len(nodes)], soft=True) if nodes else "SPREAD"
+                ).remote(cell.options) for k, cell in enumerate(cells)]
         index = {ref: k for k, ref in enumerate(refs)}
         results: dict[int, SweepRun] = {}
         pending = list(refs)
