@@ -128,3 +128,23 @@ def test_a_strict_queue_names_its_barrier_and_a_backfilling_one_does_not() -> No
     held = [*jobs, pending("held", 1, submit=-1, held=True)]  # set aside ahead of the head
     _, strict_held = cycle(SMALL, held, 10.0, policy="fifo")
     assert strict_held.barrier is None
+
+
+@pytest.mark.parametrize("policy", ["fifo", "fifo-backfill", "gefion", "las"])
+def test_held_jobs_keep_their_place_and_change_nothing_for_the_others(policy: str) -> None:
+    """Held jobs are decided as blocks (runs of them in priority order): each says HELD at
+    its place in the priority order, and the other jobs' verdicts and starts are exactly
+    those of the same queue without the held jobs — before and after the planning depth."""
+    others = [running("r", {"node00001": 8, "node00002": 8}), running("s", {"node00003": 4})]
+    queue = [pending(f"j{k}", [4, 8, 16, 1][k % 4], submit=float(k),
+                     held=(k % 7 in (2, 3) or 40 <= k < 60)) for k in range(120)]
+    free = [j for j in queue if not j.held]
+    _, with_held = cycle(SMALL, others + queue, 500.0, policy=policy)
+    _, without = cycle(SMALL, others + free, 500.0, policy=policy)
+    assert [s.job_id for s in with_held.starts] == [s.job_id for s in without.starts]
+    assert [v for v in with_held.pending if v.reason.value != "HELD"] == list(without.pending)
+    held_ids = {j.id for j in queue if j.held}
+    assert {v.job_id for v in with_held.pending if v.reason.value == "HELD"} == held_ids
+    if policy.startswith("fifo"):  # priority = submit order: held ones sit at their place
+        ids = [v.job_id for v in with_held.pending]
+        assert ids == sorted(ids, key=lambda i: int(i[1:]))

@@ -81,7 +81,7 @@ class SnapshotBuilder:
         self._pslots: list[int] = []
         self._pslot_of: dict[str, int] = {}
         self._ptab = _Slots(2, _INTS)  # floats: submit_s, service_gpu_s; + flags below
-        self._plain = np.zeros(16, dtype=np.bool_)
+        self._flags = np.zeros((16, 3), dtype=np.bool_)  # plain, held, deps
         self._deps: set[str] = set()  # pending jobs with dependencies
         self._pcache: tuple[tuple[PendingJob, ...], PendingColumns] | None = None
         # running, in the order put
@@ -172,16 +172,16 @@ class SnapshotBuilder:
                           job.service_gpu_s, err)
         spec, t = job.spec, self._interned
         slot = self._ptab.take()
-        if slot >= len(self._plain):
-            self._plain = np.concatenate([self._plain, np.zeros_like(self._plain)])
+        if slot >= len(self._flags):
+            self._flags = np.concatenate([self._flags, np.zeros_like(self._flags)])
         self._ptab.f[slot] = (job.submit_s, job.service_gpu_s)
         self._ptab.i[slot] = (spec.gpus, shape.gpus_per_node if shape else 0,
                               shape.nodes if shape else 0, spec.time_limit_s,
                               t.project(spec.project), t.pair(spec.project, spec.user),
                               t.qos(spec.qos))
-        self._plain[slot] = shape is not None and not job.held and not spec.depends_on \
-            and spec.reservation is None \
-            and spec.array_limit is None
+        self._flags[slot] = (shape is not None and not job.held and not spec.depends_on
+                             and spec.reservation is None and spec.array_limit is None,
+                             shape is not None and job.held, bool(spec.depends_on))
         key = submit_key(job)
         at = len(self._pkeys) if not self._pkeys or key > self._pkeys[-1] \
             else bisect.bisect_left(self._pkeys, key)
@@ -252,11 +252,12 @@ class SnapshotBuilder:
     def _pending_view(self) -> tuple[tuple[PendingJob, ...], PendingColumns]:
         if self._pcache is None:
             perm = np.array(self._pslots, dtype=np.int64)
-            f, i = self._ptab.f[perm], self._ptab.i[perm]
+            f, i, flags = self._ptab.f[perm], self._ptab.i[perm], self._flags[perm]
             self._pcache = (tuple(self._pjobs), PendingColumns(
                 ids=list(self._pids), submit_s=f[:, 0], service_gpu_s=f[:, 1],
                 gpus=i[:, 0], gpus_per_node=i[:, 1], nodes=i[:, 2], limit_s=i[:, 3],
-                plain=self._plain[perm], project=i[:, 4], pair=i[:, 5], qos=i[:, 6],
+                plain=flags[:, 0], held=flags[:, 1], deps=flags[:, 2],
+                project=i[:, 4], pair=i[:, 5], qos=i[:, 6],
                 tables=self._interned.frozen()))
         return self._pcache
 

@@ -80,6 +80,8 @@ class PendingColumns:
     nodes: IntArray
     limit_s: IntArray
     plain: BoolArray
+    held: BoolArray  # held by a user or operator, with a valid shape
+    deps: BoolArray  # has dependencies
     project: IntArray  # index into ``projects``
     pair: IntArray  # index into ``pairs``
     qos: IntArray  # index into ``qos_names``
@@ -120,7 +122,7 @@ def pending_columns(snapshot: Snapshot) -> PendingColumns:
     if cached is not None:
         return cached
     t = Interned()
-    rows, idx, plain = [], [], []
+    rows, idx, plain, held, deps = [], [], [], [], []
     for p in snapshot.pending:
         spec, shape = p.spec, p.shape
         rows.append((p.submit_s, p.service_gpu_s, spec.gpus,
@@ -129,6 +131,8 @@ def pending_columns(snapshot: Snapshot) -> PendingColumns:
         idx.append((t.project(spec.project), t.pair(spec.project, spec.user), t.qos(spec.qos)))
         plain.append(shape is not None and not p.held and not spec.depends_on
                      and spec.reservation is None and spec.array_limit is None)
+        held.append(shape is not None and p.held)
+        deps.append(bool(spec.depends_on))
     n = len(rows)
     f = np.array(rows, dtype=np.float64).reshape(n, 6)
     i = np.array(idx, dtype=np.int64).reshape(n, 3)
@@ -136,7 +140,8 @@ def pending_columns(snapshot: Snapshot) -> PendingColumns:
     columns = PendingColumns(
         ids=[p.id for p in snapshot.pending], submit_s=f[:, 0], service_gpu_s=f[:, 1],
         gpus=ints[:, 0], gpus_per_node=ints[:, 1], nodes=ints[:, 2], limit_s=ints[:, 3],
-        plain=np.array(plain, dtype=np.bool_), project=i[:, 0], pair=i[:, 1], qos=i[:, 2],
+        plain=np.array(plain, dtype=np.bool_), held=np.array(held, dtype=np.bool_),
+        deps=np.array(deps, dtype=np.bool_), project=i[:, 0], pair=i[:, 1], qos=i[:, 2],
         tables=t.frozen())
     object.__setattr__(snapshot, "_columns", columns)
     return columns

@@ -26,6 +26,7 @@ import numpy as np
 
 from gefion.core.columns import pending_columns, running_columns
 from gefion.core.decisions import (
+    RUN_REASONS,
     CycleResult,
     PendingReason,
     Placement,
@@ -50,6 +51,7 @@ _PREEMPT_FOR = frozenset({PendingReason.RESOURCES, PendingReason.TOPOLOGY,
                           PendingReason.NODES_DOWN})
 _REQUIRED = TopologyConstraint.REQUIRED
 _CHUNK = 512
+_HELD = RUN_REASONS.index(PendingReason.HELD)
 _PLAIN_LOOSE = (None, (), None, False)
 
 
@@ -316,14 +318,34 @@ class _Cycle:
         order = list(range(len(snap.pending))) if table.in_snapshot_order else \
             np.lexsort((np.arange(len(snap.pending)), -table.priority)).tolist()
         depth = policy.depth
-        for rank, i in enumerate(order):
+        held = self._held_runs(order)
+        rank, n = 0, len(order)
+        while rank < n:
             if self.blocked_any and depth is not None and self.plans >= depth:
                 self._bulk(order, rank)  # nothing more to plan: decide the rest in bulk
                 break
-            self._consider(rank, i)
+            end = held.get(rank)
+            if end is not None:  # a run of held jobs: decided as a block
+                self.verdicts.add_run(pending_columns(snap).ids,
+                                      np.asarray(order[rank:end], dtype=np.int64),
+                                      np.full(end - rank, _HELD, dtype=np.int64))
+                rank = end
+                continue
+            self._consider(rank, order[rank])
+            rank += 1
         preemptions = self._preempt() if self.blocked else []
         return CycleResult(self.now, policy.name, tuple(self.starts), tuple(preemptions),
                            self.verdicts, table, self.planned, self.barrier)
+
+    def _held_runs(self, order: list[int]) -> dict[int, int]:
+        """Runs of held jobs (with a valid shape) in ``order``: start rank → end rank. A held
+        job is decided before anything else about it, so a run needs no look at each."""
+        held = pending_columns(self.snap).held
+        if not held.any():
+            return {}
+        edges = np.diff(np.concatenate(([0], held[order].astype(np.int8), [0])))
+        return dict(zip(np.flatnonzero(edges == 1).tolist(),
+                        np.flatnonzero(edges == -1).tolist(), strict=True))
 
     def _consider(self, rank: int, i: int) -> None:
         """Phases 1, 3 and 4 for the pending job at snapshot index ``i``."""
@@ -390,6 +412,7 @@ class _Cycle:
         special_p = np.array([p in self.exhausted or p in self.limited
                               for p in cols.projects], dtype=np.bool_)
         simple = cols.plain[rest].copy()
+        held = cols.held[rest]
         if len(special):
             simple &= ~special[cols.qos[rest]]
         if len(special_p):
@@ -410,7 +433,7 @@ class _Cycle:
                 return
             if preempt:
                 at = len(verdicts)
-                waiting = np.flatnonzero(reasons != 2)
+                waiting = np.flatnonzero(reasons < 2)  # resources or nodes down
                 blocked.extend(zip((first + a + waiting).tolist(), rest[a + waiting].tolist(),
                                    (at + waiting).tolist(), strict=True))
             verdicts.add_run(ids, rest[a:b], reasons)
@@ -425,6 +448,9 @@ class _Cycle:
                 reasons = down[pos:end]
             else:
                 bulk, reasons = simple[pos:end], strict[pos:end]
+            h = held[pos:end]
+            if h.any():
+                bulk, reasons = bulk | h, np.where(h, _HELD, reasons)
             cursor = pos
             for s in np.flatnonzero(~bulk).tolist():
                 emit(cursor, pos + s, reasons[cursor - pos:s])

@@ -89,7 +89,8 @@ class Verdict(NamedTuple):
 
 
 #: Reason codes of a bulk run (see :meth:`Verdicts.add_run`).
-RUN_REASONS = (PendingReason.RESOURCES, PendingReason.NODES_DOWN, PendingReason.PRIORITY)
+RUN_REASONS = (PendingReason.RESOURCES, PendingReason.NODES_DOWN, PendingReason.PRIORITY,
+               PendingReason.HELD)
 
 
 class Verdicts(Sequence[Verdict]):

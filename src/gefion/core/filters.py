@@ -55,7 +55,7 @@ def singleton_owners(snapshot: Snapshot) -> dict[tuple[str, str], str]:
     """Per (name, user) of pending singleton jobs: the job that may run — a running one,
     else the earliest-submitted pending one."""
     pending = snapshot.pending
-    waiting = [pending[i] for i in np.flatnonzero(~pending_columns(snapshot).plain).tolist()
+    waiting = [pending[i] for i in np.flatnonzero(pending_columns(snapshot).deps).tolist()
                if any(d.kind is DependencyKind.SINGLETON for d in pending[i].spec.depends_on)]
     if not waiting:
         return {}
