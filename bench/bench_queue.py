@@ -12,7 +12,8 @@ runs and the queue only grows.
 1. **Submissions/s** with 1, 8 and 64 concurrent clients (threads, one httpx client each,
    each request a realistic script, environment and idempotency key, as the CLI sends),
    against the same clients' ``GET /v1/nodes`` requests/s (one small read: about the cost
-   of the HTTP stack alone). Goal (issue #4): ≥ 2,000 submissions/s.
+   of the HTTP stack alone), then the same clients sending batches of 100 submissions
+   (``POST /v1/jobs/batch``, one transaction each). Goal (issue #4): ≥ 2,000 submissions/s.
 2. **``gefion queue``** with the jobs submitted above (10,000 by default), the whole
    command as a user runs it — a new process through the console entry point
    (``gefion.cli.fastqueue:main``), start-up included — against ``python -c pass`` measured
@@ -42,6 +43,7 @@ SCRIPT = """#!/bin/bash
 #SBATCH --account=nlp
 srun python train.py --config configs/large.yaml
 """
+BATCH = 100  # submissions per POST /v1/jobs/batch
 ENTRY_POINT = """import sys
 from gefion.cli.fastqueue import main
 if __name__ == "__main__":
@@ -119,6 +121,24 @@ def submit_request(env: dict[str, str]) -> Callable[..., object]:
     return submit
 
 
+def batch_request(env: dict[str, str], size: int) -> Callable[..., object]:
+    """A request of ``size`` submissions (``POST /v1/jobs/batch``), one key for the lot."""
+    import pwd
+
+    item = {"script": SCRIPT, "argv": ["--hold"], "env": env, "cwd": "/tmp",
+            "user": pwd.getpwuid(os.getuid()).pw_name, "source": "train.sh"}
+    body = {"submissions": [item] * size}
+
+    def submit(http: object) -> object:
+        response = http.post("/v1/jobs/batch", json=body,  # type: ignore[attr-defined]
+                             headers={"Idempotency-Key": str(uuid.uuid4())})
+        if response.status_code != 201:
+            raise RuntimeError(response.text)
+        return response
+
+    return submit
+
+
 def nodes_request(http: object) -> object:
     response = http.get("/v1/nodes")  # type: ignore[attr-defined]
     response.raise_for_status()
@@ -183,10 +203,17 @@ def main() -> None:
                 cpu = cpu_s(server.pid)
                 rate = hammer(url, clients, count, submit_request(env))
                 cpu_submit = (cpu_s(server.pid) - cpu) / count * 1000
+                cpu = cpu_s(server.pid)
+                requests = max(clients, count // BATCH)
+                batched = hammer(url, clients, requests, batch_request(env, BATCH)) * BATCH
+                cpu_batch = (cpu_s(server.pid) - cpu) / (requests * BATCH) * 1000
                 print(f"  {clients:>2} clients: {rate:7,.0f} submissions/s "
                       f"({count:,} jobs, server CPU {cpu_submit:.2f} ms each)   "
                       f"GET /v1/nodes {base:7,.0f}/s (CPU {cpu_base:.2f} ms)   "
-                      f"ratio {rate / base:.2f}")
+                      f"ratio {rate / base:.2f}\n"
+                      f"{'':14}{batched:7,.0f} submissions/s in batches of {BATCH} "
+                      f"({requests * BATCH:,} jobs, server CPU {cpu_batch:.2f} ms each)   "
+                      f"ratio {batched / base:.2f}")
             queue_bench(url, jobs, runs, tmp)
         finally:
             assert server.stdin is not None

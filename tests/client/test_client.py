@@ -52,6 +52,22 @@ def test_an_array_and_its_warnings(client: Client, site: Site) -> None:
     assert result.warnings and result.warnings[0].startswith("<command line>: --mail-type: ")
 
 
+def test_a_batch_of_submissions_in_one_call(client: Client, site: Site) -> None:
+    work = str(site.workdir)
+    results = client.submit_batch([
+        {"script": SCRIPT, "argv": ["--hold", "-J", "a"], "cwd": work},
+        {"script": SCRIPT, "argv": ["--hold", "--array=0-1"], "cwd": work}],
+        idempotency_key="sweep-7")
+    assert [len(r.job_ids) for r in results] == [1, 2]
+    assert results[1].job_id == results[1].array_job_id
+    assert [r.idempotency_key for r in results] == ["sweep-7#0", "sweep-7#1"]
+    assert client.job(results[0].job_id).name == "a"
+    with pytest.raises(ApiError) as err:
+        client.submit_batch([{"script": SCRIPT, "cwd": work}, {"script": "echo", "cwd": work}])
+    assert err.value.status == 400 and (err.value.field or "").startswith("submissions[1]")
+    assert len(client.jobs().jobs) == 3
+
+
 def test_test_only_submits_nothing(client: Client, site: Site) -> None:
     parsed = client.test_only(SCRIPT, argv=["-N", "1", "-A", "nlp"], cwd=str(site.workdir),
                               source="job.sh")

@@ -107,6 +107,7 @@ def _empty(store: Store) -> None:
         for table in (events, jobs, nodes):
             conn.execute(sa.delete(table))
         conn.execute(sa.update(log_head).values(last_seq=0, last_job_id=0))
+    store._recent.clear()  # the events it kept in memory are gone too
 
 
 @pytest.fixture(scope="session")

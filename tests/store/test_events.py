@@ -204,3 +204,26 @@ def test_one_bad_append_among_concurrent_writers_fails_alone(store: Store) -> No
     assert states == {j: JobState.PENDING if j % 5 == 0 else JobState.RUNNING for j in ids}
     seqs = [e.seq for e in store.events_since(0)]
     assert seqs == list(range(1, 40 + 32 + 1))
+
+
+def test_tailing_from_memory_gives_exactly_what_the_database_holds(store: Store) -> None:
+    """Events this process committed are served from memory; another process's events
+    (here: a second Store on the same database) are read from the database in order."""
+    _register(store, "n1")
+    (a,) = store.submit([new_job("a")], ts=1.0, idempotency_key="k")
+    store.submit_batch([[new_job("b")], [new_job("c", array_task_id=i) for i in (3, 4)]],
+                       ts=2.0)
+    store.append([NewEvent(K.JOB_STARTED, 3.0, job_id=a,
+                           payload={"allocation": {"n1": [0, 1]}})])
+    with Store.open(store._engine.url.render_as_string(hide_password=False)) as other:
+        (d,) = other.submit([new_job("d")], ts=4.0)  # not in the first store's memory
+        store.append([NewEvent(K.JOB_FINISHED, 5.0, job_id=a,
+                               payload={"exit_code": 0, "state": "COMPLETED"})])
+        from_db = other.events_since(0, limit=100)
+    tailed, seq = [], 0
+    while batch := store.events_since(seq, limit=3):
+        tailed.extend(batch)
+        seq = batch[-1].seq
+    assert tailed == from_db
+    assert [e.seq for e in tailed] == list(range(1, len(tailed) + 1))
+    assert any(e.job_id == d for e in tailed)

@@ -15,12 +15,13 @@ from starlette.responses import Response, StreamingResponse
 
 from gefion.api import logs
 from gefion.api.queue import QueueFilter, QueueView
-from gefion.api.schemas import ActionBody, SubmitBody
+from gefion.api.schemas import ActionBody, SubmitBatchBody, SubmitBody
 from gefion.api.views import event_json, exit_signal, job_json, json_response
 from gefion.controller.service import Controller
 from gefion.controller.submission import SubmitRequest, new_jobs
 from gefion.core.errors import InputError
 from gefion.core.jobs import JobState
+from gefion.slurm import Submission
 from gefion.store import JobRow
 
 TEXT = "text/plain; charset=utf-8"
@@ -56,6 +57,11 @@ def who(body: ActionBody | None, user: str | None) -> str:
     return name
 
 
+def submitted_json(ids: list[int], sub: Submission) -> dict[str, Any]:
+    return {"job_ids": ids, "array_job_id": ids[0] if sub.array is not None and ids else None,
+            "warnings": [w.to_json() for w in sub.warnings]}
+
+
 def router(controller: Controller, queue: QueueView) -> APIRouter:
     api = APIRouter(tags=["jobs"])
 
@@ -89,9 +95,24 @@ def router(controller: Controller, queue: QueueView) -> APIRouter:
                          node_gpus=controller.site.node_gpus)
                 return json_response(sub.to_json())
         ids, sub = controller.submit(request, idempotency_key=idempotency_key)
-        return json_response({
-            "job_ids": ids, "array_job_id": ids[0] if sub.array is not None and ids else None,
-            "warnings": [w.to_json() for w in sub.warnings]}, 201)
+        return json_response(submitted_json(ids, sub), 201)
+
+    @api.post("/jobs/batch", status_code=201,
+              summary="Submit several batch jobs in one transaction, all or nothing",
+              responses={201: {"description": "results: job_ids, array_job_id and warnings "
+                                              "of each submission, in order"}})
+    def submit_batch(body: SubmitBatchBody,
+                     idempotency_key: Annotated[str | None, Header(
+                         description="a retry with the same key returns the first answer's "
+                                     "ids and submits nothing")] = None) -> Response:
+        for i, item in enumerate(body.submissions):
+            if item.test_only:
+                raise InputError("test_only is for POST /v1/jobs, one submission at a time",
+                                 field=f"submissions[{i}].test_only")
+        done = controller.submit_batch([submit_request(b) for b in body.submissions],
+                                       idempotency_key=idempotency_key)
+        return json_response({"results": [submitted_json(ids, sub) for ids, sub in done]},
+                             201)
 
     @api.get("/jobs", summary="List jobs, by id, a page at a time")
     def list_jobs(state: ListParam = None, user: str | None = None,

@@ -32,6 +32,20 @@ class SubmitBody(_Body):
     test_only: bool = Field(False, description="parse and validate only; submit nothing")
 
 
+#: The most submissions one batch request may carry.
+MAX_BATCH = 1_000
+
+
+class SubmitBatchBody(_Body):
+    """Several submissions in one request, committed together, all or nothing (as Armada's
+    and Kubernetes' batch APIs): the way for a workflow engine or a sweep to submit many
+    jobs at once."""
+
+    submissions: list[SubmitBody] = Field(min_length=1, max_length=MAX_BATCH,
+                                          description="the submissions, as POST /v1/jobs "
+                                                      "takes each (test_only not allowed)")
+
+
 class ActionBody(_Body):
     """Who asks for a cancel, hold, release or resume."""
 

@@ -93,6 +93,21 @@ class Client:
                               headers={"Idempotency-Key": key}, retry=True)
         return SubmitResult.from_json(response.json(), key)
 
+    def submit_batch(self, submissions: Sequence[Mapping[str, Any]], *,
+                     idempotency_key: str | None = None) -> list[SubmitResult]:
+        """Several submissions in one request and one transaction, all or nothing (up to
+        1,000). Each is a mapping of :meth:`submit`'s arguments (``script``, ``argv``,
+        ``env``, ``cwd``, ``user``, ``source``, ``script_args``). A retry with the same key
+        returns the same ids."""
+        key = idempotency_key or str(uuid.uuid4())
+        bodies = [self._submit_body(s.get("script"), s.get("argv", ()), s.get("env"),
+                                    s.get("cwd"), s.get("user"), s.get("source", "<script>"),
+                                    s.get("script_args", ())) for s in submissions]
+        response = self._send("POST", "/v1/jobs/batch", json={"submissions": bodies},
+                              headers={"Idempotency-Key": key}, retry=True)
+        return [SubmitResult.from_json(r, f"{key}#{i}")
+                for i, r in enumerate(response.json()["results"])]
+
     def test_only(self, script: str | None, *, argv: Sequence[str] = (),
                   env: Mapping[str, str] | None = None, cwd: str | None = None,
                   user: str | None = None, source: str = "<script>",

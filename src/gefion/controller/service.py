@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from gefion.core.policies import get_policy
 from gefion.core.topology import NodeState
 from gefion.executor import LocalExecutor
 from gefion.slurm import Site, Submission
-from gefion.store import EventKind, EventRow, JobRow, NewEvent, NotFoundError, Store
+from gefion.store import EventKind, EventRow, JobRow, NewEvent, NewJob, NotFoundError, Store
 
 log = logging.getLogger("gefion.controller")
 
@@ -120,6 +121,28 @@ class Controller:
 
         When the controller runs as root, jobs run as the user who submitted them: a user
         without an account on this host is refused here, before anything is stored."""
+        sub, jobs = self._prepare(request)
+        ids = self._store().submit(jobs, ts=self.now(), idempotency_key=idempotency_key)
+        self._sched().wake()
+        return ids, sub
+
+    def submit_batch(self, requests: Sequence[SubmitRequest], *,
+                     idempotency_key: str | None = None
+                     ) -> list[tuple[list[int], Submission]]:
+        """Several submissions in one transaction, all or nothing (as :meth:`submit` each);
+        an error names the submission (``submissions[3]``) as well as file and line."""
+        prepared = []
+        for i, request in enumerate(requests):
+            try:
+                prepared.append(self._prepare(request))
+            except InputError as exc:
+                raise exc.prefixed(f"submissions[{i}]") from None
+        ids = self._store().submit_batch([jobs for _, jobs in prepared], ts=self.now(),
+                                         idempotency_key=idempotency_key)
+        self._sched().wake()
+        return [(job_ids, sub) for job_ids, (sub, _) in zip(ids, prepared, strict=True)]
+
+    def _prepare(self, request: SubmitRequest) -> tuple[Submission, list[NewJob]]:
         if os.geteuid() == 0:
             import pwd
 
@@ -129,12 +152,12 @@ class Controller:
                 raise InputError(f"no account named {request.user!r} on this host: jobs run "
                                  "as the user who submits them", field="user") from None
         sub = parse_request(request, self.site)
-        jobs = new_jobs(sub, request, default_project=self.config.default_project,
-                        default_time_limit_s=self.config.default_time_limit_s,
-                        node_gpus=self.site.node_gpus)
-        ids = self._store().submit(jobs, ts=self.now(), idempotency_key=idempotency_key)
-        self._sched().wake()
-        return ids, sub
+        if sub.test_only:
+            raise InputError("--test-only submits nothing: use it alone, not in a batch",
+                             field="argv")
+        return sub, new_jobs(sub, request, default_project=self.config.default_project,
+                             default_time_limit_s=self.config.default_time_limit_s,
+                             node_gpus=self.site.node_gpus)
 
     def get_job(self, job_id: int) -> JobRow:
         row = self._store().get_job(job_id)

@@ -109,7 +109,35 @@ class SubmitOp(WriteOp[list[int]]):
             outcomes.append(op_ids)
         if event_rows:
             tx.hot.insert_submissions(tx.conn, event_rows, job_rows)
+            tx.events.extend(event_rows)
         return outcomes
+
+
+@dataclass(eq=False)
+class SubmitBatchOp(WriteOp[list[list[int]]]):
+    """Several submissions, all or nothing (``Store.submit_batch``)."""
+
+    submissions: Sequence[SubmitOp]
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    @classmethod
+    def run_many(cls, tx: Tx, ops: Sequence[SubmitBatchOp]
+                 ) -> list[list[list[int]] | GefionError]:
+        inner = [op for batch in ops for op in batch.submissions]
+        outcomes = iter(SubmitOp.run_many(tx, inner))
+        results: list[list[list[int]] | GefionError] = []
+        for batch in ops:
+            ids = [next(outcomes) for _ in batch.submissions]
+            bad = next((i for i, o in enumerate(ids) if isinstance(o, GefionError)), None)
+            if bad is not None:  # the others were written: undo all (the writer retries
+                error = ids[bad]  # each batch alone, so only this one fails)
+                assert isinstance(error, GefionError)
+                raise error.prefixed(f"submissions[{bad}]") \
+                    if isinstance(error, InputError) else error
+            results.append([o for o in ids if not isinstance(o, GefionError)])
+        return results
 
 
 def _ids_for_keys(tx: Tx, keys: set[str]) -> dict[str, list[int]]:
@@ -173,6 +201,7 @@ def _append(tx: Tx, new_events: Sequence[NewEvent]) -> list[int]:
     # Every check passed: write.
     tx.allocate(len(rows))
     tx.hot.insert_events(tx.conn, rows)
+    tx.events.extend(rows)
     tx.hot.update_jobs(tx.conn, list(new_jobs.values()))
     inserted = [node_to_db(n) for name, n in new_nodes.items() if name not in old_nodes]
     updated = [{f"b_{k}": v for k, v in node_to_db(n).items()}

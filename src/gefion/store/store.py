@@ -22,6 +22,7 @@ from gefion.core.errors import InputError
 from gefion.core.jobs import JobState
 from gefion.store import checks, ops, projection
 from gefion.store import engine as engines
+from gefion.store.recent import RecentEvents
 from gefion.store.records import EventRow, JobRow, NewEvent, NewJob, NodeRow
 from gefion.store.schema import (
     event_from_db,
@@ -50,7 +51,9 @@ class Store:
                  max_batch: int = 1024) -> None:
         """Wrap an engine already migrated (see :meth:`open`, which is what callers use)."""
         self._engine = engine
-        self._writer = Writer(engine, group_commit=group_commit, max_batch=max_batch)
+        self._recent = RecentEvents()
+        self._writer = Writer(engine, group_commit=group_commit, max_batch=max_batch,
+                              on_commit=self._recent.add)
         self._closed = False
 
     @classmethod
@@ -123,20 +126,30 @@ class Store:
         checks.check_ts(ts)
         if idempotency_key is not None:
             checks.check_text(idempotency_key, "idempotency_key", required=True)
-        specs = tuple(specs)
-        if not specs:
-            return []
-        tasks = [s.array_task_id for s in specs]
-        is_array = tasks[0] is not None
-        if is_array and (None in tasks or len(set(tasks)) != len(tasks)):
-            raise InputError("an array's jobs all need distinct task ids",
-                             field="array_task_id")
-        if not is_array and any(t is not None for t in tasks):
-            raise InputError("either every job of a submission is an array task or none",
-                             field="array_task_id")
-        for i, spec in enumerate(specs):
-            checks.check_new_job(spec, i)
-        return self._write(ops.SubmitOp(specs, float(ts), idempotency_key, is_array))
+        op = _submit_op(tuple(specs), float(ts), idempotency_key)
+        return [] if op is None else self._write(op)
+
+    def submit_batch(self, submissions: Sequence[Sequence[NewJob]], *, ts: float,
+                     idempotency_key: str | None = None) -> list[list[int]]:
+        """Several submissions in one transaction, all or nothing: the ids of each, in
+        order, as :meth:`submit` would give them one by one (an array among them gets its
+        own ``array_job_id``). With an ``idempotency_key``, submission ``i`` is kept under
+        ``KEY#i``: a retry of the batch returns the same ids and writes nothing. Errors
+        name the submission (``submissions[3].array_task_id``)."""
+        checks.check_ts(ts)
+        if idempotency_key is not None:
+            checks.check_text(idempotency_key, "idempotency_key", required=True)
+        batch: list[ops.SubmitOp] = []
+        for i, specs in enumerate(submissions):
+            try:
+                op = _submit_op(tuple(specs), float(ts), None if idempotency_key is None
+                                else f"{idempotency_key}#{i}")
+            except InputError as exc:
+                raise exc.prefixed(f"submissions[{i}]") from None
+            if op is None:
+                raise InputError("a submission without jobs", field=f"submissions[{i}]")
+            batch.append(op)
+        return self._write(ops.SubmitBatchOp(batch)) if batch else []
 
     def append(self, events: Sequence[NewEvent]) -> list[int]:
         """Append events and apply them to the projections, in one transaction, all or
@@ -239,6 +252,9 @@ class Store:
         commit order, so tailing with the last seq seen never misses an event."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InputError(f"must be 1..{MAX_LIST_LIMIT}, got {limit}", field="limit")
+        recent = self._recent.since(seq, limit)  # what this process wrote: no read back
+        if recent is not None:
+            return recent
         with self._read() as conn:
             rows = conn.execute(sa.select(event_table).where(event_table.c.seq > seq)
                                 .order_by(event_table.c.seq).limit(limit)).all()
@@ -278,3 +294,20 @@ class Store:
         if self._closed:
             raise RuntimeError("the store is closed")
         return self._writer.execute(op)
+
+
+def _submit_op(specs: tuple[NewJob, ...], ts: float,
+               idempotency_key: str | None) -> ops.SubmitOp | None:
+    """The checked write of one submission (None: no jobs); raises InputError."""
+    if not specs:
+        return None
+    tasks = [s.array_task_id for s in specs]
+    is_array = tasks[0] is not None
+    if is_array and (None in tasks or len(set(tasks)) != len(tasks)):
+        raise InputError("an array's jobs all need distinct task ids", field="array_task_id")
+    if not is_array and any(t is not None for t in tasks):
+        raise InputError("either every job of a submission is an array task or none",
+                         field="array_task_id")
+    for i, spec in enumerate(specs):
+        checks.check_new_job(spec, i)
+    return ops.SubmitOp(specs, ts, idempotency_key, is_array)

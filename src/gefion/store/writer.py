@@ -25,7 +25,7 @@ import itertools
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Generic, Self, TypeVar
 
@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from gefion.core.errors import GefionError
 from gefion.store.engine import WRITE_OPTION
 from gefion.store.hotpath import HotPath, hot_path
+from gefion.store.records import EventRow
 
 T = TypeVar("T")
 
@@ -52,6 +53,7 @@ class Tx:
         self.hot = hot
         self._head: tuple[int, int] | None = None
         self._written: tuple[int, int] | None = None
+        self.events: list[EventRow] = []  # what this transaction wrote to the log
 
     def lock(self) -> tuple[int, int]:
         if self._head is None:
@@ -114,8 +116,10 @@ class Writer:
     """Runs write ops, in batches (``group_commit``) or each in its own transaction."""
 
     def __init__(self, engine: sa.Engine, *, group_commit: bool = True,
-                 max_batch: int = 1024) -> None:
+                 max_batch: int = 1024,
+                 on_commit: Callable[[list[EventRow]], None] | None = None) -> None:
         self._engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._on_commit = on_commit  # told the events of each committed transaction
         self._hot = hot_path(engine.dialect.name)
         self._group_commit = group_commit
         self._max_batch = max_batch
@@ -204,6 +208,8 @@ class Writer:
                 trans.rollback()
                 raise _OpsFailed() from e
             trans.commit()
+        if self._on_commit is not None and tx.events:
+            self._on_commit(tx.events)
         with self._mutex:
             self.transactions += 1
             self.ops += len(batch)

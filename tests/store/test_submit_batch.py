@@ -1,0 +1,71 @@
+"""Batches of submissions: one transaction, all or nothing, exactly once with a key."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gefion.core.errors import InputError
+from gefion.store import Store
+from tests.store.builders import all_jobs, new_job
+
+
+def test_a_batch_gives_each_submission_its_ids_in_order_and_arrays_their_own_id(
+        store: Store) -> None:
+    store.submit([new_job("before")], ts=1.0)
+    ids = store.submit_batch([[new_job("a")],
+                              [new_job("sweep", array_task_id=i) for i in (0, 1, 2)],
+                              [new_job("b"), new_job("c")]], ts=2.0)
+    assert ids == [[2], [3, 4, 5], [6, 7]]
+    jobs = all_jobs(store)
+    assert [(jobs[i].name, jobs[i].array_job_id) for i in range(2, 8)] == [
+        ("a", None), ("sweep", 3), ("sweep", 3), ("sweep", 3), ("b", None), ("c", None)]
+    assert store.last_seq() == 7  # one job.submitted event per job
+    assert store.submit_batch([], ts=3.0) == []
+
+
+def test_a_bad_submission_fails_the_whole_batch_and_names_itself(store: Store) -> None:
+    with pytest.raises(InputError) as err:
+        store.submit_batch([[new_job("ok")], [new_job(array_task_id=1), new_job()]], ts=1.0)
+    assert err.value.field == "submissions[1].array_task_id"
+    with pytest.raises(InputError) as err:
+        store.submit_batch([[new_job("ok")], []], ts=1.0)
+    assert err.value.field == "submissions[1]"
+    assert store.last_seq() == 0 and all_jobs(store) == {}
+
+
+def test_a_retried_batch_returns_the_same_ids_and_writes_nothing(store: Store) -> None:
+    batch = [[new_job("a")], [new_job("b"), new_job("c")]]
+    first = store.submit_batch(batch, ts=1.0, idempotency_key="k1")
+    seq = store.last_seq()
+    assert store.submit_batch(batch, ts=2.0, idempotency_key="k1") == first
+    assert store.last_seq() == seq
+    # the key of a batch is not the key of a single submission
+    assert store.submit([new_job("d")], ts=3.0, idempotency_key="k1") == [4]
+
+
+def test_a_key_reused_for_a_different_batch_fails_it_whole(store: Store) -> None:
+    store.submit_batch([[new_job("a")], [new_job("b")]], ts=1.0, idempotency_key="k")
+    seq = store.last_seq()
+    with pytest.raises(InputError) as err:  # submission 1 now has two jobs, not one
+        store.submit_batch([[new_job("a")], [new_job("b"), new_job("c")], [new_job("d")]],
+                           ts=2.0, idempotency_key="k")
+    assert err.value.field == "submissions[1].idempotency_key"
+    assert store.last_seq() == seq  # submission 2, new, was not written either
+
+
+def test_concurrent_retries_of_one_batch_submit_it_once(store: Store) -> None:
+    batch = [[new_job(f"j{i}")] for i in range(20)]
+    answers: list[list[list[int]]] = []
+
+    def send() -> None:
+        answers.append(store.submit_batch(batch, ts=1.0, idempotency_key="same"))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 8 and all(a == answers[0] for a in answers)
+    assert len(all_jobs(store)) == 20
