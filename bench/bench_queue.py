@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_queue.py              # 10,000 jobs, 1/8/64 clients
     .venv/bin/python bench/bench_queue.py --quick      # 2,000 jobs, fewer runs
     .venv/bin/python bench/bench_queue.py --no-loop    # scheduler loop off in the server
+    .venv/bin/python bench/bench_queue.py --db postgresql://gefion:gefion@127.0.0.1/EMPTY_DB
 
 The server is a separate process (this file with ``--serve``): a controller on SQLite in a
 temporary directory (one emulated 8-GPU node), its scheduler loop on unless ``--no-loop``,
@@ -54,14 +55,14 @@ if __name__ == "__main__":
 
 # -- the server process -------------------------------------------------------------------
 
-def serve(data_dir: Path, loop: bool) -> None:
+def serve(data_dir: Path, loop: bool, db: str | None) -> None:
     """Run a controller and its API until stdin closes; print the URL when ready."""
     from gefion.api import create_app
     from gefion.api.server import ApiServer
     from gefion.controller.config import ControllerConfig
     from gefion.controller.service import Controller
 
-    controller = Controller(ControllerConfig(data_dir=data_dir, emulate_gpus=8,
+    controller = Controller(ControllerConfig(data_dir=data_dir, db_url=db, emulate_gpus=8,
                                              node_name="bench", refresh_s=30))
     controller.start(loop=loop)
     with ApiServer(create_app(controller)) as server:
@@ -173,10 +174,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2,000 jobs, fewer runs")
     parser.add_argument("--no-loop", action="store_true", help="server without its loop")
+    parser.add_argument("--db", metavar="URL", help="PostgreSQL URL (an empty database) "
+                        "instead of SQLite in a temporary directory")
     parser.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(Path(args.serve), loop=not args.no_loop)
+        serve(Path(args.serve), loop=not args.no_loop, db=args.db)
         return
 
     jobs = 2_000 if args.quick else 10_000
@@ -184,13 +187,14 @@ def main() -> None:
     env = dict(os.environ)  # what `gefion submit` sends: the caller's environment
     with tempfile.TemporaryDirectory(prefix="gefion-bench-") as tmp:
         server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", tmp, *(["--no-loop"] if args.no_loop
-                                                         else [])],
+            [sys.executable, __file__, "--serve", tmp,
+             *(["--no-loop"] if args.no_loop else []), *(["--db", args.db] if args.db else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             assert server.stdout is not None
             url, stack = server.stdout.readline().split()
-            print(f"server {url} on uvicorn with {stack} "
+            print(f"server {url} on uvicorn with {stack}, "
+                  f"{'PostgreSQL' if args.db else 'SQLite'} "
                   f"(scheduler loop {'off' if args.no_loop else 'on'}), "
                   f"{os.cpu_count()} CPUs, environment of {len(env)} variables")
             print("\n1. REST submissions/s (held jobs) vs GET /v1/nodes requests/s")
