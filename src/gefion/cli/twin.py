@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from gefion.twin.compare import CompareRun
     from gefion.twin.run import RunOptions, RunOutcome
+    from gefion.twin.sensitive import SensitiveCost
     from gefion.twin.sweep import SweepRun
 
 twin_app = typer.Typer(
@@ -62,18 +63,45 @@ Report = Annotated[Path | None, typer.Option(
     "--report", metavar="DIR", show_default=False,
     help="Write a Markdown report with PNG plots into DIR.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no notes.")]
+TenancyOpt = Annotated[Path | None, typer.Option(
+    "--tenancy", metavar="FILE", show_default=False,
+    help="Projects (shares, max_gpus, metered, sensitive), QOS, grants, usage and "
+         "reservations for the run: the tenancy keys of a `gefion plan` file.")]
+Sensitive = Annotated[str | None, typer.Option(
+    "--sensitive", metavar="P1,P2", show_default=False,
+    help="Mark these projects sensitive: their jobs share no node with another project's.")]
 
 
 def _options(trace: str, cluster: str, policy: str, load: float, seed: int,
              from_: str | None, to: str | None, gpus: str | None, traces: Path | None,
-             depth: str | None, check: bool = False) -> RunOptions:
+             depth: str | None, check: bool = False, tenancy: Path | None = None,
+             sensitive: str | None = None) -> RunOptions:
     from gefion.cli.plan import parse_depth
-    from gefion.twin.run import RunOptions, parse_gpus
+    from gefion.twin.run import RunOptions, parse_gpus, parse_list
 
     return RunOptions(trace=trace, cluster=cluster, policy=policy, load=load, seed=seed,
                       window_from=from_, window_to=to, gpus_in=parse_gpus(gpus),
                       traces=None if traces is None else str(traces), depth=parse_depth(depth),
-                      check=check)
+                      check=check, tenancy=None if tenancy is None else str(tenancy),
+                      sensitive=() if sensitive is None
+                      else tuple(parse_list(sensitive, "sensitive")))
+
+
+def _check_setup(options: RunOptions) -> None:
+    """Read the cluster and the tenancy file once, here: bad input fails before any run
+    (and not once per worker)."""
+    from gefion.twin.run import make_cluster, make_tenancy
+
+    make_tenancy(options, make_cluster(options))
+
+
+def _tenancy_note(summary: dict[str, Any], console: Console | None) -> None:
+    """Say so when the tenancy names projects the trace does not have (a typo there
+    would silently change nothing)."""
+    missing = (summary.get("tenancy") or {}).get("projects_not_in_trace") or []
+    if missing and console:
+        console.print(f"note: the tenancy names projects with no job in the trace: "
+                      f"{', '.join(missing)}", markup=False, highlight=False)
 
 
 def _check_outputs(json_out: Path | None, report: Path | None) -> None:
@@ -142,12 +170,15 @@ def run(
     check: Annotated[bool, typer.Option(
         "--check", help="Check the scheduler's invariants after every event (slower).")]
         = False,
+    tenancy: TenancyOpt = None,
+    sensitive: Sensitive = None,
     quiet: Quiet = False,
 ) -> None:
     """Replay a trace through one policy and summarise it (JCT, waits, allocation, energy)."""
     options = _options(trace, cluster, policy, load, seed, from_, to, gpus, traces, depth,
-                       check)
+                       check, tenancy, sensitive)
     _check_outputs(json_out, report)
+    _check_setup(options)
     from gefion.twin.run import run_twin
 
     with _progress(quiet) as bar:
@@ -166,6 +197,7 @@ def run(
 
         outcome = run_twin(options, progress=progress, on_stage=on_stage)
     notes = _notes(quiet)
+    _tenancy_note(outcome.summary, notes)
     if json_out is not None:
         _write_json(outcome.summary, json_out, notes)
     if report is not None:
@@ -236,6 +268,8 @@ def compare(
         "--workers", metavar="N", min=1, show_default=False,
         help="Processes to run at once (default: one per grid cell, at most the CPUs).")]
         = None,
+    tenancy: TenancyOpt = None,
+    sensitive: Sensitive = None,
     quiet: Quiet = False,
 ) -> None:
     """Run several policies (and loads) side by side in parallel: one table, one plot."""
@@ -245,10 +279,8 @@ def compare(
     load_list = parse_loads(loads)
     _check_outputs(json_out, report)
     base = _options(trace, cluster, parse_list(policies, "policies")[0], load_list[0], seed,
-                    from_, to, gpus, traces, depth)
-    from gefion.twin.run import make_cluster
-
-    make_cluster(base)  # a bad --cluster fails here, once, not in every worker
+                    from_, to, gpus, traces, depth, tenancy=tenancy, sensitive=sensitive)
+    _check_setup(base)  # a bad --cluster or --tenancy fails here, once, not in every worker
     cells = make_grid(base, parse_list(policies, "policies"), load_list)
     with _progress(quiet) as bar:
         task = bar.add_task(f"{len(cells)} runs of {base.trace}", total=len(cells))
@@ -256,6 +288,7 @@ def compare(
     from gefion.twin.compare import compare_json, write_compare_report
 
     notes = _notes(quiet)
+    _tenancy_note(runs[0].summary, notes)
     if json_out is not None:
         _write_json(compare_json(runs), json_out, notes)
     if report is not None:
@@ -300,6 +333,73 @@ def _print_compare(runs: list[CompareRun], traces: list[str] | None = None) -> N
         if traces is not None and k and traces[k - 1] == traces[k]:
             row = ("", *row[1:])
         table.add_row(*(Text(cell) for cell in row), end_section=last)
+    Console().print(table)
+
+
+# -- gefion twin sensitive-cost ----------------------------------------------------------------
+
+@twin_app.command("sensitive-cost")
+def sensitive_cost(
+    trace: Trace,
+    sensitive: Annotated[str, typer.Option(
+        "--sensitive", metavar="P1,P2", show_default=False,
+        help="The projects whose sensitive flag is measured.")],
+    cluster: ClusterOpt = "gefion",
+    policy: Annotated[str, typer.Option(
+        "--policy", metavar="NAME", help="fifo, fifo-backfill, las or gefion.")] = "gefion",
+    load: Annotated[float, typer.Option("--load", metavar="X", help="Load factor.")] = 1.0,
+    seed: Seed = 0,
+    from_: From = None,
+    to: To = None,
+    gpus: Gpus = None,
+    traces: Traces = None,
+    depth: Depth = None,
+    tenancy: TenancyOpt = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", metavar="FILE", show_default=False,
+        help="Write the cost rows and both summaries as JSON to FILE ('-' for stdout, then "
+             "no table).")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", metavar="N", min=1, max=2, help="1: run the two variants one after "
+                                                     "the other.")] = 2,
+    quiet: Quiet = False,
+) -> None:
+    """What marking projects sensitive costs: the same run without and with --sensitive."""
+    options = _options(trace, cluster, policy, load, seed, from_, to, gpus, traces, depth,
+                       tenancy=tenancy, sensitive=sensitive)
+    _check_outputs(json_out, None)
+    _check_setup(options)
+    from gefion.twin.sensitive import sensitive_cost as measure
+
+    with _progress(quiet) as bar:
+        bar.add_task(f"2 runs of {options.trace}", total=None)
+        cost = measure(options, workers=workers)
+    notes = _notes(quiet)
+    _tenancy_note(cost.sensitive.summary, notes)
+    if json_out is not None:
+        _write_json(cost.to_json(), json_out, notes)
+    if json_out is None or str(json_out) != "-":
+        _print_cost(cost)
+
+
+def _print_cost(cost: SensitiveCost) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from gefion.twin.sensitive import cost_rows, job_counts
+
+    o = cost.sensitive.options
+    mine, others = job_counts(cost)
+    table = Table(title=Text(f"{o.trace} on {o.cluster} · policy {o.policy} · seed {o.seed} · "
+                             f"sensitive {', '.join(cost.projects)} ({mine:,} jobs; "
+                             f"{others:,} others)"),
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    for k, header in enumerate(("metric", "without", "with", "change")):
+        table.add_column(header, justify="left" if k == 0 else "right")
+    for row in cost_rows(cost):
+        table.add_row(*(Text(cell) for cell in row))
     Console().print(table)
 
 

@@ -8,7 +8,8 @@ Events sit in a heap of ``(time_s, seq, kind, key, token)`` with an ``itertools.
 tie-break (as in SimPy); arrivals come from the trace, which is sorted already, and are
 merged with the heap. Events: arrival, completion at the job's TRUE runtime, time-limit
 expiry (TIMEOUT), end of a preemption's grace period, node failure and repair (optional,
-:class:`FailureModel`), and the edges of advance-reservation windows.
+:class:`FailureModel`), the edges of advance-reservation windows, and the starts and ends
+of metered projects' grants (:mod:`gefion.twin.metering`).
 
 All events with the same time are processed together; then, if the state changed, the engine
 builds a snapshot with the core's one builder and calls the core's one cycle
@@ -41,14 +42,18 @@ import numpy as np
 
 from gefion.core.builder import SnapshotBuilder
 from gefion.core.cycle import run_cycle
+from gefion.core.decisions import CycleResult
 from gefion.core.errors import InputError, SpecError
+from gefion.core.grants import grant_balances
 from gefion.core.invariants import assert_invariants
 from gefion.core.jobs import Job, JobSpec, JobState, Shape, check_transition
 from gefion.core.policies.base import Policy
 from gefion.core.reservations import Reservation
-from gefion.core.tenancy import DEFAULT_QOS, QOS, Project
+from gefion.core.snapshot import Snapshot
+from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
+from gefion.twin.metering import GrantMeter
 from gefion.twin.power import DGX_H100, PowerModel
 from gefion.twin.result import JobRecord, SimResult
 from gefion.twin.state import ClusterState, JobRun
@@ -67,8 +72,13 @@ TWIN_QOS: Mapping[str, QOS] = {**DEFAULT_QOS,
 #: default ``PriorityCalcPeriod``, 5 minutes).
 PRIORITY_CALC_PERIOD_S = 300.0
 
-_END, _TIMEOUT, _STOP, _FAIL, _REPAIR, _WINDOW = range(6)
+_END, _TIMEOUT, _STOP, _FAIL, _REPAIR, _WINDOW, _GRANT = range(7)
+
+#: ``on_cycle(snapshot, result)``: called after each cycle, before its decisions are
+#: carried out (for tests and tools that watch the core's decisions and reasons).
+CycleHook = Callable[[Snapshot, CycleResult], None]
 _PROGRESS_EVERY = 2048  # event batches between progress calls
+_IDLE = "never started: left pending on an idle cluster"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,15 +142,23 @@ class _Engine:
     def __init__(self, trace: Trace, cluster: Cluster, policy: Policy, *, seed: int,
                  reservations: tuple[Reservation, ...], projects: Mapping[str, Project],
                  qos: Mapping[str, QOS], failures: FailureModel | None, power: PowerModel,
-                 resume: bool, check: bool, sample_every_s: float) -> None:
+                 resume: bool, check: bool, sample_every_s: float, meter: GrantMeter,
+                 on_cycle: CycleHook | None) -> None:
         self.trace, self.policy, self.seed = trace, policy, seed
         self.reservations, self.projects, self.qos = reservations, projects, qos
+        self.meter, self.on_cycle = meter, on_cycle
+        #: a recurring reservation's edges never end: how long an idle cluster with jobs
+        #: still pending waits for one of them to help (a full period of each)
+        self.idle_patience_s = max((r.period_s + r.duration_s for r in reservations
+                                    if r.period_s is not None), default=0.0)
+        self.idle_since: float | None = None
         self.failures, self.resume, self.check = failures, resume, check
         self.state = ClusterState(cluster, power, sample_every_s)
         self.cluster = cluster
         self.heap: list[tuple[float, int, int, str | int, int]] = []
         self.seq = itertools.count()
         self.active: dict[str, JobRun] = {}
+        self.running: dict[str, JobRun] = {}  # the active jobs that hold GPUs now
         self.builder = SnapshotBuilder(cluster, qos=qos)  # told of every job change
         self.records: list[JobRecord] = []
         self.dropped: Counter[str] = Counter()
@@ -150,8 +168,11 @@ class _Engine:
         self.rng = np.random.default_rng(seed)
         self.preemptions = self.cycles = self.skipped = self.rounded = 0
         self.failures_seen = self.failed_runs = self.events = self.repairs_pending = 0
-        self.windows_pending = 0
+        # window edges in the heap: of one-off reservations, and of recurring ones (which
+        # never run out)
+        self.windows_pending = self.recurring_pending = self.grant_edges_pending = 0
         self.makespan_s = 0.0
+        self.integrals = (0.0, 0.0, 0.0)  # allocated GPU-s, stranded GPU-s, J at makespan
         #: the last cycle's barrier (CycleResult.barrier), while it holds
         self.barrier: tuple[str, int, int] | None = None
 
@@ -184,8 +205,12 @@ class _Engine:
         self.builder.put(job)
         if run.first_start_s is None:
             run.first_start_s = now
-        run.run_start_s = now
+        run.run_start_s = run.charged_to_s = now
+        self.running[job_id] = run
         run.token += 1
+        if self.meter.kept:
+            self.meter.started(job_id, job.spec.project,
+                               run.shape.gpus * self._usage_factor(job.spec), now)
         limit = job.spec.time_limit_s
         if run.remaining_s <= limit:
             self.push(now + run.remaining_s, _END, job_id, run.token)
@@ -204,11 +229,36 @@ class _Engine:
         self.state.release(run.job.id, run.alloc)
         run.alloc = []
         spec = run.job.spec
-        factor = self.qos[spec.qos].usage_factor if spec.qos in self.qos else 1.0
-        if ran > 0 and factor > 0 and run.shape.gpus > 0:
+        factor = self._usage_factor(spec)
+        if self.meter.kept:
+            self.meter.stopped(run.job.id, now)
+        del self.running[run.job.id]
+        since = run.charged_to_s
+        if now > since and factor > 0 and run.shape.gpus > 0:
             self.ledger = self.ledger.charge(spec.project, spec.user,
-                                             run.shape.gpus * ran * factor,
-                                             run.run_start_s, now)
+                                             run.shape.gpus * (now - since) * factor,
+                                             since, now)
+
+    def _charge_running(self, now: float) -> None:
+        """Charge what running jobs used since their last charge to the usage ledger (as
+        Slurm does every ``PriorityCalcPeriod``): fair share sees long runs as they go, not
+        only when they end. One charge per (project, user, interval start)."""
+        due: dict[tuple[str, str, float], float] = {}
+        for run in self.running.values():
+            since = run.charged_to_s
+            if now <= since:
+                continue
+            spec = run.job.spec
+            factor = self._usage_factor(spec)
+            if factor > 0 and run.shape.gpus > 0:
+                key = (spec.project, spec.user, since)
+                due[key] = due.get(key, 0.0) + run.shape.gpus * (now - since) * factor
+            run.charged_to_s = now
+        for (project, user, since), gpu_s in due.items():
+            self.ledger = self.ledger.charge(project, user, gpu_s, since, now)
+
+    def _usage_factor(self, spec: JobSpec) -> float:
+        return self.qos[spec.qos].usage_factor if spec.qos in self.qos else 1.0
 
     def finish(self, run: JobRun, state: JobState, now: float) -> None:
         job = run.job
@@ -223,7 +273,12 @@ class _Engine:
         self.records.append(JobRecord(
             job.id, job.spec.project, job.spec.user, run.shape.gpus, job.submit_s, first, now,
             state.value, run.runtime_s, job.spec.time_limit_s, run.preemptions, run.energy_j))
-        self.makespan_s = max(self.makespan_s, now)
+        if now >= self.makespan_s:
+            # The integrals over [0, makespan]: an idle wait after the last end (for a
+            # reservation window or a grant that never helps) must not count.
+            self.makespan_s = now
+            st = self.state
+            self.integrals = (st.allocated_gpu_s, st.stranded_gpu_s, st.energy_j)
 
     def requeue(self, run: JobRun, via: JobState, now: float) -> None:
         """``run`` stops (PREEMPTED or NODE_FAIL) and goes back to PENDING."""
@@ -279,10 +334,15 @@ class _Engine:
             self.repairs_pending -= 1
             self.push(now + float(self.rng.exponential(self.failures.mtbf_s)), _FAIL, key)
             return True
+        if kind == _GRANT:  # a grant becomes valid or expires: who may run changes
+            self.grant_edges_pending -= 1
+            self.barrier = None
+            return True
         # a reservation window opens or closes: schedule its next edge
         assert isinstance(key, int)
         self.barrier = None  # who may run where changed
         self.windows_pending -= 1
+        self.recurring_pending -= self.reservations[key].period_s is not None
         self._next_edge(key, now)
         return True
 
@@ -292,20 +352,29 @@ class _Engine:
             if edge > after:
                 self.push(edge, _WINDOW, k)
                 self.windows_pending += 1
+                self.recurring_pending += self.reservations[k].period_s is not None
             return
 
     # -- the cycle ----------------------------------------------------------------------
     def cycle(self, now: float) -> int:
         """Run the core's cycle at ``now`` and carry out its decisions; the starts made."""
         if self.shares is None or now - self.shares_at >= PRIORITY_CALC_PERIOD_S:
+            self._charge_running(now)
             self.shares, self.shares_at = fairshare(self.projects, self.ledger, now), now
-        snapshot = self.builder.build(now, reservations=self.reservations,
-                                      projects=self.projects, fairshare_table=self.shares)
+        meter = self.meter
+        snapshot = self.builder.build(
+            now, reservations=self.reservations, projects=self.projects,
+            fairshare_table=self.shares, grants=meter.grants if meter.active else (),
+            charged_gpu_s=meter.charged_gpu_s(now) if meter.active else None)
         result = run_cycle(snapshot, now, self.policy)
         self.cycles += 1
         self.barrier = None if self.policy.preemption else result.barrier
         if self.check:
             assert_invariants(snapshot, result)
+        if meter.active:
+            meter.observe(result, snapshot.grant_left_gpu_s, self._project_of)
+        if self.on_cycle is not None:
+            self.on_cycle(snapshot, result)
         for s in result.starts:
             self.start(s.job_id, s.placement.nodes, now)
         for p in result.preemptions:
@@ -317,6 +386,10 @@ class _Engine:
         if self.check:
             self.state.check(self.active.values())
         return len(result.starts)
+
+    def _project_of(self, job_id: str) -> str:
+        run = self.active.get(job_id)
+        return run.job.spec.project if run is not None else ""
 
     def may_decide(self) -> bool:
         """False only when the cycle provably decides nothing: no preemption is possible
@@ -341,10 +414,16 @@ class _Engine:
         if self.failures is not None:
             for k in state.failable():
                 self.push(float(self.rng.exponential(self.failures.mtbf_s)), _FAIL, k)
+        # edges from just before the first event (a recurring window has no first edge)
+        origin = min(0.0, arrivals[0].submit_s if n else 0.0) - 1.0
         for k in range(len(self.reservations)):
-            self._next_edge(k, -math.inf)
+            self._next_edge(k, origin)
+        for t in self.meter.edges():
+            self.push(t, _GRANT, -1)
+            self.grant_edges_pending += 1
         batches = 0
-        stop = "never started: left pending on an idle cluster"
+        now = 0.0
+        stop = _IDLE
         while i < n or self.active:
             if i < n:
                 now = arrivals[i].submit_s
@@ -378,13 +457,35 @@ class _Engine:
                 stop = "unfinished: max_events reached"
                 break
             if i == n and self.active and not started and state.running_count == 0 \
-                    and not self.repairs_pending and not self.windows_pending:
-                break  # pending jobs on an idle cluster, and nothing left to change that
-        left = len(self.active) + n - i
-        if left:  # counted, so that no job is lost silently
-            self.dropped[stop] += left
+                    and not self.repairs_pending and not self.grant_edges_pending:
+                if self.idle_since is None:
+                    self.idle_since = now
+                one_off = self.windows_pending - self.recurring_pending
+                if not one_off and (not self.recurring_pending
+                                    or now - self.idle_since > self.idle_patience_s):
+                    break  # pending jobs on an idle cluster, and nothing left to change that
+            else:
+                self.idle_since = None
+        if n - i:  # counted, so that no job is lost silently
+            self.dropped[stop] += n - i
+        if self.active:
+            self._count_left(stop, now)
         if progress is not None:
             progress(float(len(self.records)), float(n))
+
+    def _count_left(self, stop: str, now: float) -> None:
+        """Count the jobs still active when the run stopped at ``now``; on an idle
+        cluster, those of a project without grant hours left are counted as such."""
+        if stop != _IDLE or not self.meter.active:
+            self.dropped[stop] += len(self.active)
+            return
+        left = grant_balances(self.projects, self.meter.grants,
+                              self.meter.charged_gpu_s(now), now)
+        for run in self.active.values():
+            if run.job.state is JobState.PENDING and left.get(run.job.spec.project, 1.0) <= 0:
+                self.dropped["never started: no grant hours left"] += 1
+            else:
+                self.dropped[stop] += 1
 
     def result(self, load: float, wall_s: float) -> SimResult:
         shares = {name: p.shares for name, p in self.projects.items()}
@@ -400,9 +501,11 @@ class _Engine:
             dropped=dict(sorted(self.dropped.items())), wall_s=wall_s,
             cycles_skipped=self.skipped, rounded_up=self.rounded,
             node_failures=self.failures_seen, failed_runs=self.failed_runs,
-            allocated_gpu_s=state.allocated_gpu_s, stranded_gpu_s=state.stranded_gpu_s,
-            energy_j=state.energy_j, project_shares=dict(sorted(shares.items())),
-            sample_every_s=state.sample_every_s)
+            allocated_gpu_s=self.integrals[0], stranded_gpu_s=self.integrals[1],
+            energy_j=self.integrals[2], project_shares=dict(sorted(shares.items())),
+            sample_every_s=state.sample_every_s, grants=self.meter.grants,
+            grant_charges=self.meter.charge_log(), grant_held_jobs=self.meter.held_jobs(),
+            sensitive=tuple(sorted(p for p, proj in self.projects.items() if proj.sensitive)))
 
 
 def _submit_order(r: JobRecord) -> tuple[float, str]:
@@ -431,7 +534,9 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
              progress: Callable[[float, float], None] | None = None,
              max_events: int | None = None, power: PowerModel = DGX_H100,
              resume: bool = True, sample_every_s: float | None = None,
-             load: float | None = None) -> SimResult:
+             load: float | None = None, grants: Iterable[Grant] = (),
+             usage_gpu_s: Mapping[str, float] | None = None,
+             on_cycle: CycleHook | None = None) -> SimResult:
     """Replay ``trace`` on ``cluster`` under ``policy``; deterministic for a given ``seed``.
 
     Every trace job needs a time limit (the workload model fills them). ``qos`` defaults to
@@ -445,17 +550,23 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
     shrinks by what it ran, as in Tiresias); False: it starts over. ``sample_every_s``
     thins samples (default: the trace's span / 20,000). ``load`` is recorded in the result
     (default: read from the workload model's note in ``trace.source``, else 1.0).
+    ``grants`` are GPU-hour grants of the ``projects``; a ``metered`` project's jobs start
+    only while it has hours left (:mod:`gefion.twin.metering`); ``usage_gpu_s`` is what each
+    project had already charged at time 0. ``on_cycle(snapshot, result)`` hears every
+    cycle (see :data:`CycleHook`).
     """
     if max_events is not None and max_events < 1:
         raise InputError(f"must be >= 1, got {max_events}", field="max_events")
     if sample_every_s is None:
         sample_every_s = trace.span_s / 20_000.0
     began = time.perf_counter()
+    projects = dict(projects or {})
     engine = _Engine(trace, cluster, policy, seed=seed, reservations=tuple(reservations),
-                     projects=dict(projects or {}),
+                     projects=projects,
                      qos=dict(qos) if qos is not None else dict(TWIN_QOS),
                      failures=failures, power=power, resume=resume,
-                     check=check_invariants, sample_every_s=max(0.0, sample_every_s))
+                     check=check_invariants, sample_every_s=max(0.0, sample_every_s),
+                     meter=GrantMeter(grants, projects, usage_gpu_s), on_cycle=on_cycle)
     engine.run(progress, max_events)
     return engine.result(_load_of(trace) if load is None else load,
                          time.perf_counter() - began)

@@ -12,8 +12,12 @@
 * ``by_size``: the same statistics per job-size class (:data:`SIZE_CLASSES`), where
   ``gpu_allocation`` is the class's share of the cluster, ``makespan_s`` the last end of
   a job of the class and ``energy_kwh`` the energy charged to its jobs;
-* ``per_project``: GPU-hours used, their share of all used GPU-hours, the entitlement from
-  fair-share shares and share / entitlement.
+* ``per_project``: jobs, GPU-hours used, their share of all used GPU-hours, the
+  entitlement from fair-share shares and share / entitlement, avg JCT, avg and p99 wait;
+* ``sensitive`` (only when some project is sensitive): the job statistics of the sensitive
+  projects' jobs and of the others' (:func:`group_stats`);
+* ``grants`` (only when the run had grants or metered projects): burn-down per project
+  (:mod:`gefion.twin.burn`).
 
 Every float is rounded to :data:`DIGITS` decimals, so that the same result always dumps
 (``json.dumps(..., sort_keys=True)``) to the same bytes. ``wall_s`` is left out on purpose.
@@ -22,7 +26,7 @@ Every float is rounded to :data:`DIGITS` decimals, so that the same result alway
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,20 +89,45 @@ def _stats(jobs: Sequence[JobRecord], total_gpus: int, span_s: float) -> dict[st
     return out
 
 
-def _per_project(result: SimResult) -> dict[str, dict[str, float | None]]:
+def group_stats(result: SimResult, projects: Iterable[str]) -> dict[str, Any]:
+    """Job statistics (as the summary's top level) of the jobs of ``projects``
+    (``"jobs"``) and of all other jobs (``"other_jobs"``)."""
+    names = frozenset(projects)
+    inside = [j for j in result.jobs if j.project in names]
+    outside = [j for j in result.jobs if j.project not in names]
+    span = result.makespan_s
+    return {"projects": sorted(names), "jobs": _stats(inside, result.total_gpus, span),
+            "other_jobs": _stats(outside, result.total_gpus, span)}
+
+
+def _waits(jobs: Sequence[JobRecord]) -> dict[str, Any]:
+    n = len(jobs)
+    if n == 0:
+        return {"jobs": 0, "avg_jct_s": None, "avg_wait_s": None, "p99_wait_s": None}
+    submit = np.fromiter((j.submit_s for j in jobs), np.float64, n)
+    wait = np.fromiter((j.first_start_s for j in jobs), np.float64, n) - submit
+    jct = np.fromiter((j.end_s for j in jobs), np.float64, n) - submit
+    return {"jobs": n, "avg_jct_s": _r(jct.mean()), "avg_wait_s": _r(wait.mean()),
+            "p99_wait_s": _r(np.percentile(wait, 99))}
+
+
+def _per_project(result: SimResult) -> dict[str, dict[str, Any]]:
     used: dict[str, float] = {}
+    jobs: dict[str, list[JobRecord]] = {}
     for j in result.jobs:
         used[j.project] = used.get(j.project, 0.0) + j.gpus * j.runtime_s / 3600.0
+        jobs.setdefault(j.project, []).append(j)
     total = sum(used.values())
     shares = dict(result.project_shares)
     for name in used:
         shares.setdefault(name, 1.0)
     total_shares = sum(shares.values())
-    out: dict[str, dict[str, float | None]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in sorted(shares):
         share = used.get(name, 0.0) / total if total > 0 else 0.0
         entitled = shares[name] / total_shares if total_shares > 0 else 0.0
-        out[name] = {"gpu_hours": _r(used.get(name, 0.0)), "share": _r(share),
+        out[name] = {**_waits(jobs.get(name, [])),
+                     "gpu_hours": _r(used.get(name, 0.0)), "share": _r(share),
                      "entitlement": _r(entitled),
                      "share_over_entitlement": _r(share / entitled) if entitled > 0
                      else None}
@@ -134,4 +163,10 @@ def summarize(result: SimResult) -> dict[str, Any]:
                     for name, jobs in classes.items()},
         "per_project": _per_project(result),
     }
+    if result.sensitive:
+        summary["sensitive"] = group_stats(result, result.sensitive)
+    if result.grants or result.grant_charges:
+        from gefion.twin.burn import grants_section
+
+        summary["grants"] = grants_section(result)
     return summary

@@ -264,17 +264,57 @@ def render_markdown(result: SimResult, summary: Mapping[str, Any],
               fmt_duration(m.get("p99_jct_s")), fmt_duration(m.get("avg_wait_s")),
               fmt_duration(m.get("p99_wait_s")), fmt_number(m.get("avg_bsld")))
              for name, m in by_size.items() if m.get("jobs")])]
+    per = summary.get("per_project") or {}
     lines += ["", "## Projects: GPU-hours used against entitlement", "",
               "Entitlement is the project's fair share of the machine: its shares over "
               "all shares (equal shares when the run was given no projects).", "", *markdown_table(
-                  ("project", "GPU-hours", "share of use", "entitlement"),
-                  [(p, f"{h:,.1f}", fmt_fraction(u), fmt_fraction(e))
+                  ("project", "GPU-hours", "share of use", "entitlement", "jobs", "avg wait",
+                   "p99 wait"),
+                  [(p, f"{h:,.1f}", fmt_fraction(u), fmt_fraction(e),
+                    fmt_number((per.get(p) or {}).get("jobs")),
+                    fmt_short((per.get(p) or {}).get("avg_wait_s")),
+                    fmt_short((per.get(p) or {}).get("p99_wait_s")))
                    for p, h, u, e in usage])]
+    lines += tenancy_markdown(summary)
     lines += ["", "## Plots", "",
               "![GPU allocation and queue length over time](allocation.png)", "",
               "![JCT CDF per job-size class](jct_cdf.png)", "",
               "![Per-project share of GPU-hours against entitlement](project_share.png)", ""]
     return "\n".join(lines)
+
+
+def tenancy_markdown(summary: Mapping[str, Any]) -> list[str]:
+    """The report's tenancy sections, for a run given one: the file, the sensitive
+    projects' jobs against the others', and grant burn-down."""
+    tenancy = summary.get("tenancy")
+    if not tenancy:
+        return []
+    what = f"`{tenancy['file']}` (sha256 {str(tenancy['sha256'])[:12]})" \
+        if tenancy.get("file") else "none (`--sensitive` only)"
+    lines = ["", "## Tenancy", "", f"Tenancy file: {what}; sensitive projects: "
+             f"{', '.join(tenancy.get('sensitive') or []) or 'none'}; reservations: "
+             f"{', '.join(tenancy.get('reservations') or []) or 'none'}."]
+    if tenancy.get("projects_not_in_trace"):
+        lines.append("Projects named but without jobs in the trace: "
+                     f"{', '.join(tenancy['projects_not_in_trace'])}.")
+    groups = summary.get("sensitive")
+    if groups:
+        lines += ["", *markdown_table(
+            ("jobs of", "jobs", "avg JCT", "avg wait", "p99 wait"),
+            [(label, fmt_number(g.get("jobs")), fmt_short(g.get("avg_jct_s")),
+              fmt_short(g.get("avg_wait_s")), fmt_short(g.get("p99_wait_s")))
+             for label, g in (("sensitive projects", groups["jobs"]),
+                              ("other projects", groups["other_jobs"]))])]
+    grants = summary.get("grants") or {}
+    if grants:
+        lines += ["", "### Grants (GPU-hours)", "", *markdown_table(
+            ("project", "granted", "charged", "left at the end", "unfunded", "exhausted at",
+             "jobs held"),
+            [(p, fmt_number(g["granted_gpu_hours"]), fmt_number(g["charged_gpu_hours"]),
+              fmt_number(g["left_gpu_hours"]), fmt_number(g["unfunded_gpu_hours"]),
+              fmt_duration(g["exhausted_at_s"]), fmt_number(g["held_jobs"]))
+             for p, g in grants.items()])]
+    return lines
 
 
 def write_report(result: SimResult, summary: Mapping[str, Any], out_dir: str | Path

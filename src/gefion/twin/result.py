@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gefion.core.tenancy import Grant
+
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
@@ -85,6 +87,12 @@ class SimResult:
     included). ``project_shares``: fair-share shares per project (1.0 where the run was given
     no :class:`~gefion.core.tenancy.Project`), for entitlements. ``wall_s``: host seconds
     the run took (not part of any summary, so that summaries stay reproducible).
+    ``grants``: the run's GPU-hour grants; ``grant_charges``: per project with grants (or
+    metered), its charges ``(time_s, gpu_s)`` in time order — each run's GPU-seconds × QOS
+    usage factor at its end, a tenancy file's ``usage`` at time 0 — for the burn-down;
+    ``grant_held_jobs``: per project, the jobs the core held at least once for
+    GRANT_EXHAUSTED (see :mod:`gefion.twin.metering`); ``sensitive``: the projects marked
+    sensitive (their jobs share no node with another project's).
     """
 
     trace: str
@@ -110,6 +118,10 @@ class SimResult:
     energy_j: float = 0.0
     project_shares: dict[str, float] = field(default_factory=dict)
     sample_every_s: float = 0.0
+    grants: tuple[Grant, ...] = ()
+    grant_charges: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    grant_held_jobs: dict[str, int] = field(default_factory=dict)
+    sensitive: tuple[str, ...] = ()
 
 
 class SampleLog:

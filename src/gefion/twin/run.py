@@ -2,10 +2,11 @@
 
 ::
 
-    options → policy → cluster → trace (load_trace + apply_workload_model) → simulate
-            → summarize
+    options → policy → cluster → tenancy → trace (load_trace + apply_workload_model)
+            → simulate → summarize
 
-Cheap checks come first (load, seed, window, policy name, cluster), so bad input fails
+Cheap checks come first (load, seed, window, policy name, cluster, tenancy file), so bad
+input fails
 before a large trace is read. Everything here is deterministic: the same
 :class:`RunOptions` give the same summary, in this process or in a worker of
 :mod:`gefion.twin.compare`.
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from gefion.core.policies import Policy
     from gefion.core.topology import Cluster
     from gefion.twin.result import SimResult
+    from gefion.twin.tenancy import Tenancy
     from gefion.twin.traces import Trace
 
 #: ``progress(done, total)`` as the engine reports it.
@@ -84,6 +86,8 @@ class RunOptions:
     ``window_from``/``window_to`` are ``--from``/``--to`` as given: seconds on the trace's
     axis (its first submit is 0) or naive datetimes (calendar traces only). ``gpus_in``
     keeps jobs of those GPU counts. ``depth`` is the policy's reservation depth (-1: unlimited).
+    ``tenancy`` is the path of a tenancy file (:mod:`gefion.twin.tenancy`), read where the
+    run happens; ``sensitive`` names projects marked sensitive on top of it.
     """
 
     trace: str
@@ -98,6 +102,8 @@ class RunOptions:
     depth: int | None = None
     check: bool = False
     max_events: int | None = None
+    tenancy: str | None = None
+    sensitive: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.trace or not str(self.trace).strip():
@@ -110,6 +116,12 @@ class RunOptions:
         if self.depth is not None and self.depth < -1:
             raise InputError(f"must be >= 0 (or -1: unlimited), got {self.depth}",
                              field="depth")
+        if self.tenancy is not None and not str(self.tenancy).strip():
+            raise InputError("must name a file", field="tenancy")
+        if any(not isinstance(p, str) or not p.strip() for p in self.sensitive) or \
+                len(set(self.sensitive)) != len(self.sensitive):
+            raise InputError(f"must be distinct project names, got {self.sensitive!r}",
+                             field="sensitive")
         if self.gpus_in is not None and any(g < 0 for g in self.gpus_in):
             raise InputError("GPU counts must be >= 0", field="gpus")
         kinds = {type(parse_window(self.window_from, "from")),
@@ -147,6 +159,15 @@ def make_cluster(options: RunOptions) -> Cluster:
     from gefion.formats.cluster import load_cluster
 
     return load_cluster(options.cluster)
+
+
+def make_tenancy(options: RunOptions, cluster: Cluster) -> Tenancy | None:
+    """The run's tenancy from ``tenancy`` and ``sensitive`` (None: neither given)."""
+    if options.tenancy is None and not options.sensitive:
+        return None
+    from gefion.twin.tenancy import make_tenancy as build
+
+    return build(options.tenancy, options.sensitive, cluster)
 
 
 def make_trace(options: RunOptions) -> Trace:
@@ -187,6 +208,7 @@ def run_twin(options: RunOptions, *, progress: Progress | None = None,
     t0 = clock()
     policy = make_policy(options)
     cluster = make_cluster(options)
+    tenancy = make_tenancy(options, cluster)
     t1 = clock()
     stage("trace")
     trace = make_trace(options)
@@ -194,10 +216,15 @@ def run_twin(options: RunOptions, *, progress: Progress | None = None,
     stage("simulate")
     result = simulate(trace, cluster, policy, seed=options.seed,
                       check_invariants=options.check, progress=progress,
-                      max_events=options.max_events, load=float(options.load))
+                      max_events=options.max_events, load=float(options.load),
+                      **(tenancy.simulate_kwargs() if tenancy is not None else {}))
     t3 = clock()
     stage("summarize")
     summary = summarize(result)
+    if tenancy is not None:
+        from gefion.twin.tenancy import describe
+
+        summary["tenancy"] = describe(tenancy, {job.project for job in trace.jobs})
     t4 = clock()
     return RunOutcome(result, summary, {"setup_s": t1 - t0, "trace_s": t2 - t1,
                                         "simulate_s": t3 - t2, "summarize_s": t4 - t3})
