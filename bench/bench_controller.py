@@ -4,7 +4,7 @@ the same run on the same machine.
     .venv/bin/python bench/bench_controller.py [--jobs 300] [--db URL]
 
 A real ``gefion up`` (SQLite in a temporary data directory unless ``--db``) on 127.0.0.1,
-driven through the Python client:
+driven through the Python client with the admin token it wrote on its first start:
 
 - **submit → running**: one job at a time on an idle node; the time from sending the
   submission to the first line of its script running (the script records it), median of
@@ -43,19 +43,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(data_dir: Path, port: int, db: str | None) -> subprocess.Popen[bytes]:
+def start(data_dir: Path, port: int, db: str | None) -> tuple[subprocess.Popen[bytes], str]:
+    """``gefion up`` on a new site: the process and its bootstrap admin token."""
     argv = [sys.executable, "-m", "gefion.cli.main", "up", "--data-dir", str(data_dir),
             "--port", str(port), "--emulate-gpus", "8", "--kill-grace", "1"]
     if db:
         argv += ["--db", db]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    with Client(f"http://127.0.0.1:{port}", user="root", retries=0) as probe:
-        deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 60
+    token_file = data_dir / "admin.token"
+    while not token_file.exists():  # written before the API serves
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("gefion up did not start, or wrote no admin token (--db: give "
+                             "an empty database)")
+        time.sleep(0.05)
+    token = token_file.read_text().strip()
+    with Client(f"http://127.0.0.1:{port}", token=token, retries=0) as probe:
         while True:
             try:
                 probe.cluster()
-                return proc
+                return proc, token
             except ServerUnreachable:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("gefion up did not start") from None
@@ -116,9 +124,9 @@ def main() -> None:
     work = root / "work"
     work.mkdir()
     port = free_port()
-    proc = start(root / "data", port, args.db)
+    proc, token = start(root / "data", port, args.db)
     try:
-        with Client(f"http://127.0.0.1:{port}", user=os.environ.get("USER", "root")) as client:
+        with Client(f"http://127.0.0.1:{port}", token=token) as client:
             rtt = baseline_round_trip(client)
             latencies = submit_to_running(client, str(work))
             procs = baseline_processes()

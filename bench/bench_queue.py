@@ -7,8 +7,9 @@
 
 The server is a separate process (this file with ``--serve``): a controller on SQLite in a
 temporary directory (one emulated 8-GPU node), its scheduler loop on unless ``--no-loop``,
-and the API on uvicorn on 127.0.0.1. Every job is submitted held (``--hold``), so nothing
-runs and the queue only grows.
+and the API on uvicorn on 127.0.0.1, bootstrapped as ``gefion up`` does it (an admin and
+its token, which every request sends, as the CLI does; a project ``nlp``). Every job is
+submitted held (``--hold``), so nothing runs and the queue only grows.
 
 1. **Submissions/s** with 1, 8 and 64 concurrent clients (threads, one httpx client each,
    each request a realistic script, environment and idempotency key, as the CLI sends),
@@ -45,6 +46,8 @@ SCRIPT = """#!/bin/bash
 srun python train.py --config configs/large.yaml
 """
 BATCH = 100  # submissions per POST /v1/jobs/batch
+#: The headers of every request: the bench admin's token (set once the server is up).
+AUTH: dict[str, str] = {}
 ENTRY_POINT = """import sys
 from gefion.cli.fastqueue import main
 if __name__ == "__main__":
@@ -59,15 +62,20 @@ def serve(data_dir: Path, loop: bool, db: str | None) -> None:
     """Run a controller and its API until stdin closes; print the URL when ready."""
     from gefion.api import create_app
     from gefion.api.server import ApiServer
+    from gefion.controller.bootstrap import bootstrap_admin, local_admin_name
     from gefion.controller.config import ControllerConfig
     from gefion.controller.service import Controller
 
     controller = Controller(ControllerConfig(data_dir=data_dir, db_url=db, emulate_gpus=8,
                                              node_name="bench", refresh_s=30))
     controller.start(loop=loop)
+    assert controller.store is not None
+    token = bootstrap_admin(controller.store, admin=local_admin_name(),
+                            default_project="default", ts=controller.now())
+    controller.store.create_project("nlp", ts=controller.now(), by="bench")
     with ApiServer(create_app(controller)) as server:
         stack = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m)]
-        print(server.url, "+".join(stack) or "asyncio+h11", flush=True)
+        print(server.url, "+".join(stack) or "asyncio+h11", token, flush=True)
         sys.stdin.read()
     controller.stop()
 
@@ -76,7 +84,8 @@ def serve(data_dir: Path, loop: bool, db: str | None) -> None:
 
 def hammer(url: str, clients: int, total: int,
            request: Callable[..., object]) -> float:
-    """``total`` requests split over ``clients`` threads; requests per second."""
+    """``total`` requests split over ``clients`` threads (each sending the bench's token);
+    requests per second."""
     import httpx
 
     per = [total // clients + (i < total % clients) for i in range(clients)]
@@ -84,7 +93,7 @@ def hammer(url: str, clients: int, total: int,
     errors: list[BaseException] = []
 
     def work(n: int) -> None:
-        with httpx.Client(base_url=url, timeout=120) as http:
+        with httpx.Client(base_url=url, timeout=120, headers=AUTH) as http:
             http.get("/v1/nodes").raise_for_status()  # connect first, outside the timing
             barrier.wait()
             try:
@@ -107,10 +116,8 @@ def hammer(url: str, clients: int, total: int,
 
 
 def submit_request(env: dict[str, str]) -> Callable[..., object]:
-    import pwd
-
     body = {"script": SCRIPT, "argv": ["--hold"], "env": env, "cwd": "/tmp",
-            "user": pwd.getpwuid(os.getuid()).pw_name, "source": "train.sh"}
+            "source": "train.sh"}
 
     def submit(http: object) -> object:
         response = http.post("/v1/jobs", json=body,  # type: ignore[attr-defined]
@@ -124,10 +131,8 @@ def submit_request(env: dict[str, str]) -> Callable[..., object]:
 
 def batch_request(env: dict[str, str], size: int) -> Callable[..., object]:
     """A request of ``size`` submissions (``POST /v1/jobs/batch``), one key for the lot."""
-    import pwd
-
     item = {"script": SCRIPT, "argv": ["--hold"], "env": env, "cwd": "/tmp",
-            "user": pwd.getpwuid(os.getuid()).pw_name, "source": "train.sh"}
+            "source": "train.sh"}
     body = {"submissions": [item] * size}
 
     def submit(http: object) -> object:
@@ -192,13 +197,15 @@ def main() -> None:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             assert server.stdout is not None
-            url, stack = server.stdout.readline().split()
+            url, stack, token = server.stdout.readline().split()
+            AUTH["Authorization"] = f"Bearer {token}"
             print(f"server {url} on uvicorn with {stack}, "
                   f"{'PostgreSQL' if args.db else 'SQLite'} "
                   f"(scheduler loop {'off' if args.no_loop else 'on'}), "
                   f"{os.cpu_count()} CPUs, environment of {len(env)} variables")
             print("\n1. REST submissions/s (held jobs) vs GET /v1/nodes requests/s")
             shares = {1: jobs // 10, 8: jobs * 3 // 10, 64: jobs - jobs // 10 - jobs * 3 // 10}
+            batched_jobs = 0
             for clients, count in shares.items():
                 base_n = max(500, count // 2)
                 cpu = cpu_s(server.pid)
@@ -210,6 +217,7 @@ def main() -> None:
                 cpu = cpu_s(server.pid)
                 requests = max(clients, count // BATCH)
                 batched = hammer(url, clients, requests, batch_request(env, BATCH)) * BATCH
+                batched_jobs += requests * BATCH
                 cpu_batch = (cpu_s(server.pid) - cpu) / (requests * BATCH) * 1000
                 print(f"  {clients:>2} clients: {rate:7,.0f} submissions/s "
                       f"({count:,} jobs, server CPU {cpu_submit:.2f} ms each)   "
@@ -218,17 +226,17 @@ def main() -> None:
                       f"{'':14}{batched:7,.0f} submissions/s in batches of {BATCH} "
                       f"({requests * BATCH:,} jobs, server CPU {cpu_batch:.2f} ms each)   "
                       f"ratio {batched / base:.2f}")
-            queue_bench(url, jobs, runs, tmp)
+            queue_bench(url, jobs + batched_jobs, runs, tmp, token)
         finally:
             assert server.stdin is not None
             server.stdin.close()
             server.wait(timeout=60)
 
 
-def queue_bench(url: str, jobs: int, runs: int, tmp: str) -> None:
+def queue_bench(url: str, jobs: int, runs: int, tmp: str, token: str) -> None:
     entry = Path(tmp) / "gefion"
     entry.write_text(ENTRY_POINT)
-    env_server = ["--server", url]
+    env_server = ["--server", url, "--token", token]
     fast = [sys.executable, str(entry), "queue", *env_server]
     typer_cli = [sys.executable, "-m", "gefion.cli.main", "queue", *env_server]
     start = time.perf_counter()  # the first call catches up with the whole burst's events
@@ -242,7 +250,7 @@ def queue_bench(url: str, jobs: int, runs: int, tmp: str) -> None:
     baseline = time_command([sys.executable, "-c", "pass"], runs)
     import httpx
 
-    http = httpx.Client(base_url=url)
+    http = httpx.Client(base_url=url, headers=AUTH)
     submit = submit_request(dict(os.environ))
 
     def one_more() -> None:  # the queue changed: the server renders anew

@@ -6,11 +6,11 @@ from typing import Any
 
 from gefion.api.schemas import MAX_BATCH
 from gefion.core.jobs import JobState
-from tests.api.helpers import ME, SCRIPT, Site
+from tests.api.helpers import SCRIPT, Site
 
 
 def item(site: Site, script: str | None = SCRIPT, *argv: str, **extra: Any) -> dict[str, Any]:
-    return {"script": script, "argv": list(argv), "cwd": str(site.workdir), "user": ME,
+    return {"script": script, "argv": list(argv), "cwd": str(site.workdir),
             "source": "job.sh", **extra}
 
 

@@ -105,7 +105,7 @@ def test_filters(site: Site) -> None:
     a = site.submit_ok(SCRIPT, "--hold", "-A", "nlp", "-J", "train")[0]
     b = site.submit_ok(SCRIPT, "--hold", "-A", "bio")[0]
     c = site.submit_ok(SCRIPT, "--hold", "-A", "bio")[0]
-    site.http.post(f"/v1/jobs/{c}/cancel", json={"user": ME})
+    site.http.post(f"/v1/jobs/{c}/cancel")
 
     def ids(**params: object) -> list[int]:
         response = site.http.get("/v1/jobs", params=params)
@@ -124,7 +124,7 @@ def test_filters(site: Site) -> None:
 
 def test_events_tell_the_story(site: Site) -> None:
     (job_id,) = site.submit_ok(SCRIPT, "--hold")
-    assert site.http.post(f"/v1/jobs/{job_id}/release", json={"user": ME}).status_code == 200
+    assert site.http.post(f"/v1/jobs/{job_id}/release").status_code == 200
     site.wait(job_id, lambda r: r.state.terminal)
     events = site.http.get(f"/v1/jobs/{job_id}/events").json()["events"]
     kinds = [e["kind"] for e in events]
@@ -136,10 +136,11 @@ def test_events_tell_the_story(site: Site) -> None:
 
 def test_cancel_hold_release_record_who_asked(site: Site) -> None:
     (job_id,) = site.submit_ok(SCRIPT, "--hold", "--gpus=2")
-    held = site.http.post(f"/v1/jobs/{job_id}/release", params={"user": "ops"})
+    with site.client_for(site.token_for("ops", role="operator")) as ops:
+        held = ops.post(f"/v1/jobs/{job_id}/release")
     assert held.status_code == 200 and held.json()["held"] is False
-    assert site.http.post(f"/v1/jobs/{job_id}/hold", json={"user": ME}).json()["held"]
-    cancelled = site.http.post(f"/v1/jobs/{job_id}/cancel", json={"user": ME})
+    assert site.http.post(f"/v1/jobs/{job_id}/hold").json()["held"]
+    cancelled = site.http.post(f"/v1/jobs/{job_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "CANCELLED"
     payloads = [e.payload for e in site.controller.job_events(job_id)[1:]]
     assert payloads == [{"by": "ops"}, {"by": ME}, {"by": ME}]
@@ -148,7 +149,7 @@ def test_cancel_hold_release_record_who_asked(site: Site) -> None:
 def test_a_running_job_is_cancelled_through_its_supervisor(site: Site) -> None:
     (job_id,) = site.submit_ok("#!/bin/bash\nsleep 30\n")
     site.wait(job_id, lambda r: r.state is JobState.RUNNING)
-    response = site.http.post(f"/v1/jobs/{job_id}/cancel", json={"user": ME})
+    response = site.http.post(f"/v1/jobs/{job_id}/cancel")
     assert response.status_code == 200
     row = site.wait(job_id, lambda r: r.state.terminal)
     assert row.state is JobState.CANCELLED

@@ -76,8 +76,8 @@ def test_follow_streams_until_the_job_ends(site: Site) -> None:
               "sleep 0.4\necho third\n")
     (job_id,) = site.submit_ok(script)
     chunks: list[str] = []
-    with Stepper(site.controller), httpx.stream(
-            "GET", f"{site.url}/v1/jobs/{job_id}/logs", params={"follow": "true"},
+    with Stepper(site.controller), site.http.stream(
+            "GET", f"/v1/jobs/{job_id}/logs", params={"follow": "true"},
             timeout=httpx.Timeout(20)) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")

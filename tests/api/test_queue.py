@@ -24,7 +24,7 @@ def test_a_job_is_queued_as_soon_as_it_is_acknowledged(site: Site) -> None:
     (row,) = queue(site)  # no scheduling step in between
     assert (row["id"], row["name"], row["state"], row["reason"], row["held"]) == \
         (job_id, "first", "PENDING", "HELD", True)
-    site.http.post(f"/v1/jobs/{job_id}/cancel", json={"user": ME})
+    site.http.post(f"/v1/jobs/{job_id}/cancel")
     assert queue(site) == []
 
 
@@ -71,7 +71,7 @@ def test_the_view_loads_jobs_submitted_before_the_api_and_follows_the_log() -> N
         site.controller.step()
         late = site.submit_ok(SCRIPT, "--hold")[0]
         assert [r["id"] for r in queue(site)] == [early, late]
-        site.http.post(f"/v1/jobs/{late}/release", json={"user": ME})
+        site.http.post(f"/v1/jobs/{late}/release")
         site.wait(late, lambda r: r.state.terminal)
         assert [r["id"] for r in queue(site)] == [early]
 

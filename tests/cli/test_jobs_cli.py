@@ -33,6 +33,7 @@ echo "hello from $SLURM_JOB_ID: $1"
 def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     with running_site(loop=True) as s:
         monkeypatch.setenv("GEFION_SERVER", s.url)
+        monkeypatch.setenv("GEFION_TOKEN", s.token)  # the site admin's, as gefion up's
         yield s
 
 

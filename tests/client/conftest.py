@@ -18,5 +18,5 @@ def site() -> Iterator[Site]:
 
 @pytest.fixture
 def client(site: Site) -> Iterator[Client]:
-    with Client(site.url, timeout=20) as c:
+    with Client(site.url, timeout=20, token=site.token) as c:
         yield c

@@ -166,7 +166,7 @@ class FlakyTransport(httpx.BaseTransport):
 @pytest.mark.parametrize("after_commit", [False, True])
 def test_a_submission_is_retried_once_and_made_once(site: Site, after_commit: bool) -> None:
     transport = FlakyTransport(2, after_commit=after_commit)
-    with Client(site.url, transport=transport) as client:
+    with Client(site.url, transport=transport, token=site.token) as client:
         result = client.submit(SCRIPT, argv=["--hold"], cwd=str(site.workdir))
         assert len(transport.keys) == 3 and set(transport.keys) == {result.idempotency_key}
         assert [j.id for j in client.iter_jobs()] == list(result.job_ids)

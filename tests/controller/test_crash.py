@@ -40,18 +40,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_up(data_dir: Path, db_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_up(data_dir: Path, db_url: str, port: int,
+             log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``gefion up``, and the admin token its first start wrote to DATA/admin.token."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gefion.cli.main", "up", "--data-dir", str(data_dir),
              "--db", db_url, "--port", str(port), "--emulate-gpus", "8", "--kill-grace", "1"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 30
-    with Client(f"http://127.0.0.1:{port}", user="root", retries=0) as probe:
+    token_file = data_dir / "admin.token"
+    while not token_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    token = token_file.read_text().strip() if token_file.exists() else None
+    with Client(f"http://127.0.0.1:{port}", token=token, retries=0) as probe:
         while True:
             try:
                 probe.cluster()
-                return proc
+                assert token is not None
+                return proc, token
             except ServerUnreachable:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     proc.kill()
@@ -78,9 +85,9 @@ def test_kill_9_loses_no_acknowledged_submission(data_dir: Path, backend: str,
     work = data_dir / "work"
     work.mkdir()
     server = f"http://127.0.0.1:{port}"
-    proc = start_up(data_dir, db_url, port, log)
+    proc, token = start_up(data_dir, db_url, port, log)
     try:
-        client = Client(server, user="root", retries=0)
+        client = Client(server, token=token, retries=0)
         survivor = client.submit("#!/bin/sh\nsleep 4\nexit 0\n", cwd=str(work)).job_ids[0]
         ends_down = client.submit("#!/bin/sh\nsleep 1.5\nexit 7\n", cwd=str(work)).job_ids[0]
         for job_id in (survivor, ends_down):
@@ -92,7 +99,7 @@ def test_kill_9_loses_no_acknowledged_submission(data_dir: Path, backend: str,
         failures: list[BaseException] = []
 
         def submitter(n: int) -> None:
-            with Client(server, user="root", retries=0) as mine:
+            with Client(server, token=token, retries=0) as mine:
                 for i in range(PER_CLIENT):
                     key = f"client{n}-{i}"
                     deadline = time.monotonic() + 60
@@ -123,7 +130,7 @@ def test_kill_9_loses_no_acknowledged_submission(data_dir: Path, backend: str,
         os.kill(proc.pid, signal.SIGKILL)  # kill -9 the controller (its API is in it)
         proc.wait()
         time.sleep(2.0)  # meanwhile the exit-7 job ends, with nobody to hear it
-        proc = start_up(data_dir, db_url, port, log)
+        proc, _ = start_up(data_dir, db_url, port, log)  # the same site: the same token
         for thread in threads:
             thread.join(120)
         assert not failures, failures
@@ -146,8 +153,10 @@ def test_kill_9_loses_no_acknowledged_submission(data_dir: Path, backend: str,
         rows = list(store.list_jobs(limit=10_000))
     keyed = [r for r in rows if r.idempotency_key is not None
              and r.id not in (survivor, ends_down)]
-    assert sorted(r.idempotency_key for r in keyed) == sorted(acked)  # each key once
-    by_key = {r.idempotency_key: r.id for r in keyed}
+    # The API keeps a key in its user's space: "USER:KEY".
+    user_keys = [str(r.idempotency_key).split(":", 1)[1] for r in keyed]
+    assert sorted(user_keys) == sorted(acked)  # each key once
+    by_key = {key: r.id for key, r in zip(user_keys, keyed, strict=True)}
     assert all(by_key[key] == ids[0] for key, ids in acked.items())
     assert len(rows) == CLIENTS * PER_CLIENT + 2  # nothing made twice
     odd = {r.id: (r.state.value, r.exit_code) for r in rows

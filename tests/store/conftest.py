@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from gefion.store import Store
 from gefion.store.schema import events, jobs, log_head, nodes
+from gefion.store.tenancy_schema import TABLES as TENANCY_TABLES
 
 PG_DEFAULT = "postgresql+psycopg://gefion:gefion@127.0.0.1:5432/gefion_test"
 PG_URL = os.environ.get("GEFION_TEST_PG", PG_DEFAULT)
@@ -104,7 +105,7 @@ def pg_session_store(pg_admin: sa.Engine) -> Iterator[Store]:
 
 def _empty(store: Store) -> None:
     with store._engine.begin() as conn:
-        for table in (events, jobs, nodes):
+        for table in (events, jobs, nodes, *TENANCY_TABLES.values()):
             conn.execute(sa.delete(table))
         conn.execute(sa.update(log_head).values(last_seq=0, last_job_id=0))
     store._recent.clear()  # the events it kept in memory are gone too

@@ -18,12 +18,12 @@ uvicorn bind it). asyncio turns Nagle's algorithm off only on sockets whose ``pr
 TCP; on a ``socket.socket(AF_INET)`` (proto 0) every answer, written as headers then body,
 waits ~40 ms for the client's delayed ACK.
 
-**Known gap — no authentication yet (closed by issue #5).** Who a request comes from is what
-it says: the ``user`` of a submission's body (the CLI sends the caller's Unix login) and the
-``user`` of a cancel, hold, release, drain or resume. Any local process that can reach the
-port can therefore act as anyone and read any job, which is why the server binds 127.0.0.1
-only. Issue #5 adds tokens and roles and takes the user from the token instead. Job logs are
-read only from regular files owned by the job's user (see :mod:`~gefion.api.logs`).
+**Access** (docs/access.md): every ``/v1`` route but ``/v1/health`` needs an API token
+(``Authorization: Bearer gfn_...``), resolved to a principal by :mod:`~gefion.api.auth`;
+what each role may see and do is :mod:`~gefion.api.access`, and every refusal is an
+``access.denied`` event (:mod:`~gefion.api.denials`). People, projects and tokens are
+:mod:`~gefion.api.people`'s routes; QOS, grants and reservations :mod:`~gefion.api.allocations`'.
+Job logs are read only from regular files owned by the job's user (see :mod:`~gefion.api.logs`).
 """
 
 from gefion.api.app import create_app

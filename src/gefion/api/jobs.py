@@ -3,23 +3,29 @@
 Handlers are plain ``def``: FastAPI runs them in its thread pool, and the controller and
 its store are thread-safe. Only the log route is ``async`` (a follow streams for as long as
 the job runs); it hands its blocking calls to the thread pool.
+
+Who asks is the request's principal (:mod:`gefion.api.auth`); what they may see and do is
+:mod:`gefion.api.access`: lists and the queue show only the jobs they may see, a job they
+may not see answers 404, and a submission goes only to their projects.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, Header, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from gefion.api import logs
+from gefion.api.access import actionable_job, visible_job
+from gefion.api.auth import Authenticator, Principal, Who
 from gefion.api.queue import QueueFilter, QueueView
-from gefion.api.schemas import ActionBody, SubmitBatchBody, SubmitBody
+from gefion.api.schemas import SubmitBatchBody, SubmitBody
 from gefion.api.views import event_json, exit_signal, job_json, json_response
 from gefion.controller.service import Controller
 from gefion.controller.submission import SubmitRequest, new_jobs
-from gefion.core.errors import InputError
+from gefion.core.errors import AccessError, InputError
 from gefion.core.jobs import JobState
 from gefion.slurm import Submission
 from gefion.store import JobRow
@@ -29,7 +35,9 @@ MAX_LIMIT = 10_000
 
 ListParam = Annotated[list[str] | None, Query(
     description="repeat the parameter or give a comma-separated list")]
-UserParam = Annotated[str | None, Query(description="who asks (no authentication yet)")]
+KeyHeader = Annotated[str | None, Header(
+    description="a retry with the same key returns the first answer's ids and submits "
+                "nothing (keys are per user)")]
 
 
 def split_list(values: list[str] | None) -> list[str]:
@@ -49,12 +57,10 @@ def parse_states(values: list[str] | None) -> list[JobState] | None:
                          f"{', '.join(s.value for s in JobState)}", field="state") from None
 
 
-def who(body: ActionBody | None, user: str | None) -> str:
-    """The user a change is recorded as (``by``): the body's, else the query's."""
-    name = (body.user if body is not None else None) or user
-    if not name:
-        raise InputError("say who asks: {\"user\": ...} in the body or ?user=", field="user")
-    return name
+def scoped_key(who: Principal, key: str | None) -> str | None:
+    """An idempotency key in the principal's own space: another user's equal key is
+    another submission."""
+    return None if key is None else f"{who.name}:{key}"
 
 
 def submitted_json(ids: list[int], sub: Submission) -> dict[str, Any]:
@@ -62,13 +68,22 @@ def submitted_json(ids: list[int], sub: Submission) -> dict[str, Any]:
             "warnings": [w.to_json() for w in sub.warnings]}
 
 
-def router(controller: Controller, queue: QueueView) -> APIRouter:
+def router(controller: Controller, queue: QueueView, auth: Authenticator) -> APIRouter:
     api = APIRouter(tags=["jobs"])
 
-    def submit_request(body: SubmitBody) -> SubmitRequest:
-        return SubmitRequest(user=body.user, cwd=body.cwd, script=body.script,
+    def submit_request(body: SubmitBody, who: Principal, field: str = "user"
+                       ) -> SubmitRequest:
+        """The request as ``who`` may make it: their jobs (another user's only for an
+        admin), in their projects (any project for an admin), their default project."""
+        user = body.user or who.name
+        if user != who.name and not who.is_admin:
+            raise AccessError("only an admin may submit jobs for another user; leave "
+                              "'user' out", field=field, target=f"user {user}")
+        allowed = auth.project_names() if who.is_admin else frozenset(who.projects)
+        return SubmitRequest(user=user, cwd=body.cwd, script=body.script,
                              argv=tuple(body.argv), env=body.env, source=body.source,
-                             script_args=tuple(body.script_args))
+                             script_args=tuple(body.script_args),
+                             default_project=who.default_project, allowed_projects=allowed)
 
     def detail(row: JobRow) -> dict[str, Any]:
         live = controller.live_view(row.id) if row.state is JobState.PENDING else None
@@ -79,43 +94,40 @@ def router(controller: Controller, queue: QueueView) -> APIRouter:
     @api.post("/jobs", status_code=201, summary="Submit a batch job (as sbatch)",
               responses={200: {"description": "test_only: the parsed submission"},
                          201: {"description": "job_ids, array_job_id, warnings"}})
-    def submit(body: SubmitBody,
-               idempotency_key: Annotated[str | None, Header(
-                   description="a retry with the same key returns the first answer's ids "
-                               "and submits nothing")] = None) -> Response:
-        request = submit_request(body)
+    def submit(body: SubmitBody, who: Who, idempotency_key: KeyHeader = None) -> Response:
+        request = submit_request(body, who)
         # --test-only may be a flag or a directive; parse first only when it may be there.
         if body.test_only or "--test-only" in body.argv or \
                 "--test-only" in (body.script or ""):
             sub = controller.parse(request)
             if body.test_only or sub.test_only:
                 cfg = controller.config
-                new_jobs(sub, request, default_project=cfg.default_project,  # validates
+                new_jobs(sub, request, default_project=cfg.default_project,  # checks
                          default_time_limit_s=cfg.default_time_limit_s,
                          node_gpus=controller.site.node_gpus)
                 return json_response(sub.to_json())
-        ids, sub = controller.submit(request, idempotency_key=idempotency_key)
+        ids, sub = controller.submit(request, idempotency_key=scoped_key(who, idempotency_key))
         return json_response(submitted_json(ids, sub), 201)
 
     @api.post("/jobs/batch", status_code=201,
               summary="Submit several batch jobs in one transaction, all or nothing",
               responses={201: {"description": "results: job_ids, array_job_id and warnings "
                                               "of each submission, in order"}})
-    def submit_batch(body: SubmitBatchBody,
-                     idempotency_key: Annotated[str | None, Header(
-                         description="a retry with the same key returns the first answer's "
-                                     "ids and submits nothing")] = None) -> Response:
+    def submit_batch(body: SubmitBatchBody, who: Who,
+                     idempotency_key: KeyHeader = None) -> Response:
         for i, item in enumerate(body.submissions):
             if item.test_only:
                 raise InputError("test_only is for POST /v1/jobs, one submission at a time",
                                  field=f"submissions[{i}].test_only")
-        done = controller.submit_batch([submit_request(b) for b in body.submissions],
-                                       idempotency_key=idempotency_key)
+        requests = [submit_request(b, who, f"submissions[{i}].user")
+                    for i, b in enumerate(body.submissions)]
+        done = controller.submit_batch(requests,
+                                       idempotency_key=scoped_key(who, idempotency_key))
         return json_response({"results": [submitted_json(ids, sub) for ids, sub in done]},
                              201)
 
-    @api.get("/jobs", summary="List jobs, by id, a page at a time")
-    def list_jobs(state: ListParam = None, user: str | None = None,
+    @api.get("/jobs", summary="List the jobs you may see, by id, a page at a time")
+    def list_jobs(who: Who, state: ListParam = None, user: str | None = None,
                   project: str | None = None, name: str | None = None,
                   array_job_id: int | None = None,
                   after: Annotated[int | None, Query(description="last id of the previous "
@@ -126,7 +138,7 @@ def router(controller: Controller, queue: QueueView) -> APIRouter:
                   ) -> Response:
         rows = controller.list_jobs(states=parse_states(state), user=user, project=project,
                                     name=name, array_job_id=array_job_id, after_id=after,
-                                    limit=limit)
+                                    limit=limit, **visibility(who))
         now = controller.now()
         out = [job_json(r, now=now, signal=exit_signal(controller.job_events(r.id))
                         if signals and r.end_ts is not None else None) for r in rows]
@@ -134,35 +146,37 @@ def router(controller: Controller, queue: QueueView) -> APIRouter:
                               "next_after": rows[-1].id if len(rows) == limit else None})
 
     @api.get("/jobs/{job_id}", summary="One job: state, reason, ETA, priority, spec")
-    def get_job(job_id: int) -> Response:
-        return json_response(detail(controller.get_job(job_id)))
+    def get_job(job_id: int, who: Who) -> Response:
+        return json_response(detail(visible_job(controller, who, job_id)))
 
     @api.get("/jobs/{job_id}/events", summary="The job's events, in order")
-    def job_events(job_id: int) -> Response:
+    def job_events(job_id: int, who: Who) -> Response:
+        visible_job(controller, who, job_id)
         return json_response({"events": [event_json(e) for e in controller.job_events(job_id)]})
 
     @api.post("/jobs/{job_id}/cancel", summary="Cancel (a running job is signalled)")
-    def cancel(job_id: int, body: Annotated[ActionBody | None, Body()] = None,
-               user: UserParam = None) -> Response:
-        return json_response(detail(controller.cancel(job_id, by=who(body, user))))
+    def cancel(job_id: int, who: Who) -> Response:
+        actionable_job(controller, who, job_id)
+        return json_response(detail(controller.cancel(job_id, by=who.name)))
 
     @api.post("/jobs/{job_id}/hold", summary="Hold a pending job")
-    def hold(job_id: int, body: Annotated[ActionBody | None, Body()] = None,
-             user: UserParam = None) -> Response:
-        return json_response(detail(controller.hold(job_id, by=who(body, user))))
+    def hold(job_id: int, who: Who) -> Response:
+        actionable_job(controller, who, job_id)
+        return json_response(detail(controller.hold(job_id, by=who.name)))
 
     @api.post("/jobs/{job_id}/release", summary="Release a held job")
-    def release(job_id: int, body: Annotated[ActionBody | None, Body()] = None,
-                user: UserParam = None) -> Response:
-        return json_response(detail(controller.release(job_id, by=who(body, user))))
+    def release(job_id: int, who: Who) -> Response:
+        actionable_job(controller, who, job_id)
+        return json_response(detail(controller.release(job_id, by=who.name)))
 
     @api.get("/jobs/{job_id}/logs", summary="The job's output; follow=true streams it",
              response_class=Response, responses={200: {"content": {TEXT: {}}}})
-    async def job_logs(job_id: int, stream: Literal["stdout", "stderr"] = "stdout",
+    async def job_logs(job_id: int, who: Who,
+                       stream: Literal["stdout", "stderr"] = "stdout",
                        tail: Annotated[int | None, Query(ge=0, le=logs.MAX_TAIL_LINES,
                                                          description="last N lines")] = None,
                        follow: bool = False) -> Response:
-        row = await run_in_threadpool(controller.get_job, job_id)
+        row = await run_in_threadpool(visible_job, controller, who, job_id)
         uid = logs.owner_uid(row.user)
         path = await run_in_threadpool(controller.log_path, job_id, stream)
         data, offset, truncated = await run_in_threadpool(logs.read_tail, path, tail, uid)
@@ -172,9 +186,10 @@ def router(controller: Controller, queue: QueueView) -> APIRouter:
         return StreamingResponse(logs.follow(controller, job_id, stream, data, offset, uid),
                                  media_type=TEXT, headers=headers)
 
-    @api.get("/queue", summary="Jobs not yet ended (squeue), from memory: fast",
+    @api.get("/queue", summary="Jobs not yet ended that you may see (squeue), from memory",
              responses={200: {"content": {"application/json": {}, TEXT: {}}}})
-    def queue_(user: ListParam = None, project: ListParam = None, state: ListParam = None,
+    def queue_(who: Who, user: ListParam = None, project: ListParam = None,
+               state: ListParam = None,
                job: ListParam = None,
                start: Annotated[bool, Query(description="order by (planned) start")] = False,
                format: Literal["json", "text"] = "json",
@@ -183,8 +198,17 @@ def router(controller: Controller, queue: QueueView) -> APIRouter:
                ) -> Response:
         where = QueueFilter.parse(users=split_list(user), projects=split_list(project),
                                   states=split_list(state), job_ids=split_list(job),
-                                  by_start=start)
+                                  by_start=start,
+                                  scope=None if who.is_staff else (frozenset(who.projects),
+                                                                   who.name))
         body = queue.render(where, format, now=controller.now(), utc_offset_s=tz)
         return Response(body, media_type=TEXT if format == "text" else "application/json")
 
     return api
+
+
+def visibility(who: Principal) -> dict[str, Any]:
+    """``list_jobs`` filters for the jobs ``who`` may see (none for staff)."""
+    if who.is_staff:
+        return {}
+    return {"visible_projects": sorted(who.projects), "visible_user": who.name}

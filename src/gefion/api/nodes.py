@@ -1,14 +1,15 @@
-"""The node and cluster routes under ``/v1``: sinfo, drain, resume, and the summary."""
+"""The node and cluster routes under ``/v1``: sinfo, drain, resume, and the summary. Every
+signed-in user sees the nodes and the summary (as sinfo); only operators and admins drain
+and resume."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Body
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from gefion.api.jobs import UserParam, who
-from gefion.api.schemas import ActionBody, DrainBody
+from gefion.api.access import require_staff
+from gefion.api.auth import Who
+from gefion.api.schemas import DrainBody
 from gefion.api.views import json_response, node_json
 from gefion.controller.service import Controller
 
@@ -21,14 +22,15 @@ def router(controller: Controller) -> APIRouter:
         return json_response({"nodes": [node_json(n) for n in controller.nodes()]})
 
     @api.post("/nodes/{name}/drain", summary="Drain a node: running jobs go on, none start")
-    def drain(name: str, body: DrainBody, user: UserParam = None) -> Response:
-        by = who(ActionBody(user=body.user), user)
-        return json_response(node_json(controller.drain(name, reason=body.reason, by=by)))
+    def drain(name: str, body: DrainBody, who: Who) -> Response:
+        require_staff(who, "drain nodes", target=f"node {name}")
+        return json_response(node_json(controller.drain(name, reason=body.reason,
+                                                        by=who.name)))
 
     @api.post("/nodes/{name}/resume", summary="Put a drained or down node back in service")
-    def resume(name: str, body: Annotated[ActionBody | None, Body()] = None,
-               user: UserParam = None) -> Response:
-        return json_response(node_json(controller.resume(name, by=who(body, user))))
+    def resume(name: str, who: Who) -> Response:
+        require_staff(who, "resume nodes", target=f"node {name}")
+        return json_response(node_json(controller.resume(name, by=who.name)))
 
     @api.get("/cluster", summary="The machine at a glance: nodes, GPUs, jobs, reasons",
              tags=["cluster"])

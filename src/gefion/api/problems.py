@@ -7,6 +7,9 @@ Every refusal the API gives is one of these, with the status the exception's cla
     request body/query/path validation      422  invalid-request + field, errors
     StateError                              409  conflict    (cancel a finished job...)
     LogAccessError                          403  forbidden   (a log that is not the job's)
+    AccessError (a role's limit)            403  forbidden   + field   } gefion.api.access:
+    NotVisible (not yours to see)           404  not-found   + field   } logged as
+    AuthError (no valid token)              401  unauthorized          } access.denied
     other GefionError (PolicyError...)      400  bad-input
     unknown route, wrong method             404 / 405 (HTTP's own, as problems)
     anything else                           500  internal    (no traceback; logged)

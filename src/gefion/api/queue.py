@@ -69,18 +69,22 @@ class QueueRow(NamedTuple):
 @dataclass(frozen=True)
 class QueueFilter:
     """Every given filter must match; ``job_ids`` also match an array's tasks by its id.
-    ``by_start``: pending and running jobs ordered by (expected) start, as ``--start``."""
+    ``by_start``: pending and running jobs ordered by (expected) start, as ``--start``.
+    ``scope`` (projects, user): only jobs of those projects or of that user — what a
+    non-staff principal may see (None: every job)."""
 
     users: frozenset[str] = frozenset()
     projects: frozenset[str] = frozenset()
     states: frozenset[str] = frozenset()
     job_ids: frozenset[int] = frozenset()
     by_start: bool = False
+    scope: tuple[frozenset[str], str] | None = None
 
     @classmethod
     def parse(cls, *, users: Iterable[str] = (), projects: Iterable[str] = (),
               states: Iterable[str] = (), job_ids: Iterable[str] = (),
-              by_start: bool = False) -> QueueFilter:
+              by_start: bool = False,
+              scope: tuple[frozenset[str], str] | None = None) -> QueueFilter:
         wanted = {s.upper() for s in states}
         for state in sorted(wanted):
             if state not in QUEUE_STATES:
@@ -95,7 +99,7 @@ class QueueFilter:
                 raise InputError(f"must be a job id, got {text!r}", field="job")
             ids.add(int(text))
         return cls(frozenset(users), frozenset(projects), frozenset(wanted), frozenset(ids),
-                   by_start)
+                   by_start, scope)
 
 
 class QueueView:
@@ -243,7 +247,9 @@ def _slim(row: JobRow) -> JobRow:
 
 
 def _matches(row: QueueRow, where: QueueFilter) -> bool:
-    return ((not where.users or row.user in where.users)
+    scope = where.scope
+    return ((scope is None or row.project in scope[0] or row.user == scope[1])
+            and (not where.users or row.user in where.users)
             and (not where.projects or row.project in where.projects)
             and (not where.states or row.state in where.states)
             and (not where.job_ids or row.id in where.job_ids

@@ -24,8 +24,9 @@ class SubmitBody(_Body):
     env: dict[str, str] = Field(default_factory=dict,
                                 description="the submitter's environment (never echoed back)")
     cwd: str = Field(description="the submit directory (absolute)", min_length=1)
-    user: str = Field(description="who submits (no authentication yet: see gefion.api)",
-                      min_length=1)
+    user: str | None = Field(None, min_length=1,
+                             description="whom the job runs as: leave it out (yourself); "
+                                         "another user only for an admin")
     source: str = Field("<script>", description="the script's path, for messages")
     script_args: list[str] = Field(default_factory=list,
                                    description="arguments after the script")
@@ -46,12 +47,5 @@ class SubmitBatchBody(_Body):
                                                       "takes each (test_only not allowed)")
 
 
-class ActionBody(_Body):
-    """Who asks for a cancel, hold, release or resume."""
-
-    user: str | None = Field(None, min_length=1)
-
-
 class DrainBody(_Body):
     reason: str = Field(min_length=1, description="why the node is drained (shown by sinfo)")
-    user: str | None = Field(None, min_length=1)

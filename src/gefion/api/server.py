@@ -25,6 +25,7 @@ class ApiServer:
         # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
         # proto says TCP; with it on, every answer written in two parts (headers, body)
         # waits for the client's delayed ACK, ~40 ms.
+        self.app = app
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

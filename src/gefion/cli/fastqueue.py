@@ -14,10 +14,13 @@ stderr, exit status 2.
 
 Options: ``-u/--user``, ``-t/--states``, ``-A/--project`` (``--account``), ``-j/--jobs``
 (each repeatable, comma lists allowed), ``--start``, ``--json``, ``--server URL`` (else
-``$GEFION_SERVER``, else http://127.0.0.1:8642).
+``$GEFION_SERVER``, else http://127.0.0.1:8642), ``--token TOKEN`` (else what
+:mod:`gefion.credentials` finds: ``$GEFION_TOKEN``, ``~/.config/gefion/token``, the site's
+``admin.token``), sent as ``Authorization: Bearer``.
 
 Keep this module's imports to what the interpreter has already loaded (``os``, ``sys``)
-plus ``socket`` and ``time``: every import here is paid by every ``gefion queue``.
+plus ``socket``, ``time`` and :mod:`gefion.credentials` (``os`` only): every import here is
+paid by every ``gefion queue``.
 """
 
 from __future__ import annotations
@@ -30,26 +33,27 @@ _LISTS = {"-u": "user", "--user": "user", "-t": "state", "--states": "state",
           "-A": "project", "--project": "project", "--account": "project",
           "-j": "job", "--jobs": "job"}
 _FLAGS = {"--start": "start", "--json": "json"}
+_SINGLE = {"--server": "server", "--token": "token"}
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~,")
 
 
 def parse(args: list[str]) -> dict[str, list[str]] | None:
     """The options of ``gefion queue``, or None for anything this parser leaves to Typer."""
     opts: dict[str, list[str]] = {"user": [], "state": [], "project": [], "job": [],
-                                  "server": [], "start": [], "json": []}
+                                  "server": [], "token": [], "start": [], "json": []}
     i = 0
     while i < len(args):
         word = args[i]
         name, eq, value = word.partition("=")
         if word in _FLAGS:
             opts[_FLAGS[word]].append("true")
-        elif word.startswith("--") and eq and (name in _LISTS or name == "--server"):
-            opts[_LISTS.get(name, "server")].append(value)
-        elif word in _LISTS or word == "--server":
+        elif word.startswith("--") and eq and (name in _LISTS or name in _SINGLE):
+            opts[_LISTS.get(name) or _SINGLE[name]].append(value)
+        elif word in _LISTS or word in _SINGLE:
             if i + 1 >= len(args):
                 return None
             i += 1
-            opts[_LISTS.get(word, "server")].append(args[i])
+            opts[_LISTS.get(word) or _SINGLE[word]].append(args[i])
         elif len(word) > 2 and word[:2] in _LISTS and not word.startswith("--"):
             opts[_LISTS[word[:2]]].append(word[2:])
         else:
@@ -72,9 +76,9 @@ def request_path(opts: dict[str, list[str]], utc_offset_s: int) -> str:
     return "/v1/queue?" + "&".join(query)
 
 
-def fetch(server: str, path: str) -> tuple[int, bytes] | None:
-    """(status, body) of ``GET path`` at ``server``; None if the URL is not plain http.
-    Raises OSError when nothing answers."""
+def fetch(server: str, path: str, token: str | None = None) -> tuple[int, bytes] | None:
+    """(status, body) of ``GET path`` at ``server`` (with ``token`` as a bearer token);
+    None if the URL is not plain http. Raises OSError when nothing answers."""
     import socket
 
     scheme, sep, rest = server.partition("://")
@@ -89,8 +93,10 @@ def fetch(server: str, path: str) -> tuple[int, bytes] | None:
     if prefix:
         path = "/" + prefix.strip("/") + path
     with socket.create_connection((host, port), timeout=60) as conn:
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
         conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: gefion-queue\r\n"
-                     f"Accept-Encoding: identity\r\nConnection: close\r\n\r\n".encode())
+                     f"{auth}Accept-Encoding: identity\r\nConnection: close\r\n\r\n"
+                     .encode())
         chunks = []
         while data := conn.recv(1 << 20):
             chunks.append(data)
@@ -120,10 +126,15 @@ def run(opts: dict[str, list[str]]) -> int | None:
     """Print the queue; the exit status, or None to leave the command to Typer."""
     import time
 
+    from gefion.credentials import find_token
+
     server = (opts["server"][-1] if opts["server"] else
               os.environ.get("GEFION_SERVER") or DEFAULT_SERVER).rstrip("/")
+    token = find_token(opts["token"][-1] if opts["token"] else None)
+    if token is not None and not token.isprintable():
+        return None  # not a token a header can carry: Typer's client reports it
     try:
-        answer = fetch(server, request_path(opts, time.localtime().tm_gmtoff))
+        answer = fetch(server, request_path(opts, time.localtime().tm_gmtoff), token)
     except OSError as exc:
         from gefion.client.errors import unreachable_message
 

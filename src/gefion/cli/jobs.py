@@ -2,8 +2,10 @@
 ``cancel``, ``hold``, ``release``, ``show``, ``nodes``, ``logs``, ``history``.
 
 They speak to ``--server`` (else ``$GEFION_SERVER``, else http://127.0.0.1:8642) through
-:class:`gefion.client.Client`, and look like their Slurm namesakes (sbatch, squeue, scancel,
-scontrol hold/release/show job, sinfo, sacct). Every listing has ``--json``. A refusal is
+:class:`gefion.client.Client`, with the API token of ``--token``, else the one
+:mod:`gefion.credentials` finds (``$GEFION_TOKEN``, ``gefion login``'s, the site admin's),
+and look like their Slurm namesakes (sbatch, squeue, scancel, scontrol hold/release/show
+job, sinfo, sacct). Every listing has ``--json``. A refusal is
 ``error: <detail>`` (with ``file:line`` when the server names them) and exit status 2, by
 the central handler of :mod:`gefion.cli.errors` (``ApiError`` is a ``GefionError``).
 
@@ -33,13 +35,18 @@ ServerOption = Annotated[str | None, typer.Option(
     "--server", envvar="GEFION_SERVER", metavar="URL", show_default=False,
     help="The Gefion server [default: $GEFION_SERVER, else http://127.0.0.1:8642].")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+TokenOption = Annotated[str | None, typer.Option(
+    "--token", metavar="TOKEN", show_default=False,
+    help="API token (default: $GEFION_TOKEN, else ~/.config/gefion/token from gefion "
+         "login, else the site's admin.token if readable). Prefer those: a command line "
+         "is visible to other users.")]
 ListOption = list[str] | None
 
 
-def _client(server: str | None) -> Client:
+def _client(server: str | None, token: str | None = None) -> Client:
     from gefion.client import Client
 
-    return Client(server)
+    return Client(server, token=token)
 
 
 def _echo_json(obj: object) -> None:
@@ -101,7 +108,8 @@ def split_submit_args(words: list[str]) -> tuple[list[str], str | None, list[str
     is not an option or an option's value is the script; everything after it is its own."""
     from gefion.slurm.options import OPTIONS, Arg
 
-    takes_value = {f"--{o.long}" for o in OPTIONS if o.arg is Arg.REQUIRED} | {"--server"}
+    takes_value = {f"--{o.long}" for o in OPTIONS if o.arg is Arg.REQUIRED} | {"--server",
+                                                                              "--token"}
     short_value = {o.short for o in OPTIONS if o.short and o.arg is Arg.REQUIRED}
     flags: list[str] = []
     i = 0
@@ -128,21 +136,24 @@ def split_submit_args(words: list[str]) -> tuple[list[str], str | None, list[str
     return flags, words[i], words[i + 1:]
 
 
-def _take_cli_options(flags: list[str]) -> tuple[list[str], str | None, bool]:
-    """``--server`` and ``--json`` given among the sbatch flags: ours, not sbatch's."""
+def _take_cli_options(flags: list[str]) -> tuple[list[str], dict[str, str], bool]:
+    """``--server``, ``--token`` and ``--json`` among the sbatch flags: ours, not sbatch's.
+    (remaining flags, {"server": ..., "token": ...} as given, --json given)."""
     rest: list[str] = []
-    server, as_json = None, False
+    given: dict[str, str] = {}
+    as_json = False
     words = iter(flags)
     for word in words:
-        if word == "--server":
-            server = next(words, None)
-        elif word.startswith("--server="):
-            server = word.partition("=")[2]
+        name, eq, value = word.partition("=")
+        if name in ("--server", "--token"):
+            found = value if eq else next(words, None)
+            if found is not None:
+                given[name[2:]] = found
         elif word == "--json":
             as_json = True
         else:
             rest.append(word)
-    return rest, server, as_json
+    return rest, given, as_json
 
 
 def _read_script(path: str | None, flags: list[str]) -> tuple[str | None, str]:
@@ -164,7 +175,7 @@ def _read_script(path: str | None, flags: list[str]) -> tuple[str | None, str]:
 
 
 def submit(ctx: typer.Context, server: ServerOption = None,
-           json_output: JsonOption = False) -> None:
+           json_output: JsonOption = False, token: TokenOption = None) -> None:
     """Submit a batch script, as sbatch: gefion submit [SBATCH FLAGS...] SCRIPT [ARGS...].
 
     Flags before the script are sbatch options (they override the script's #SBATCH lines);
@@ -172,12 +183,15 @@ def submit(ctx: typer.Context, server: ServerOption = None,
     --test-only checks the job and prints what it would be (with --json: as JSON).
     """
     flags, path, script_args = split_submit_args(list(ctx.args))
-    flags, flag_server, flag_json = _take_cli_options(flags)
-    server, json_output = flag_server or server, json_output or flag_json
+    flags, given, flag_json = _take_cli_options(flags)
+    server, json_output = given.get("server") or server, json_output or flag_json
+    token = given.get("token") or token
     script, source = _read_script(path, flags)
-    kw: dict[str, Any] = {"argv": flags, "env": dict(os.environ), "cwd": os.getcwd(),
+    # The job's environment is the caller's, less the token (it is stored with the job).
+    env = {k: v for k, v in os.environ.items() if k != "GEFION_TOKEN"}
+    kw: dict[str, Any] = {"argv": flags, "env": env, "cwd": os.getcwd(),
                           "source": source, "script_args": script_args}
-    with _client(server) as client:
+    with _client(server, token) as client:
         if "--test-only" in flags:
             parsed = client.test_only(script, **kw)
             if json_output:
@@ -226,6 +240,7 @@ def queue(
                                                          "and order by it.")] = False,
     json_output: JsonOption = False,
     server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Jobs not yet ended, as squeue: JOBID NAME USER PROJECT STATE TIME NODES REASON.
 
@@ -233,7 +248,7 @@ def queue(
     path of the console entry point (gefion.cli.fastqueue) print the same bytes, and 10,000
     jobs print in a blink rather than through a Rich table.
     """
-    with _client(server) as client:
+    with _client(server, token) as client:
         sys.stdout.write(client.queue_rendered(
             users=user or (), states=states or (), projects=project or (), jobs=jobs or (),
             by_start=start, fmt="json" if json_output else "text"))
@@ -244,12 +259,12 @@ def queue(
 JobsArgument = Annotated[list[int], typer.Argument(metavar="JOB...", show_default=False)]
 
 
-def _each(server: str | None, jobs: list[int], action: str) -> None:
+def _each(server: str | None, jobs: list[int], action: str, token: str | None) -> None:
     """``action`` on every job; a refusal is reported and the others still go on."""
     from gefion.client import ApiError, ServerUnreachable
 
     failed = False
-    with _client(server) as client:
+    with _client(server, token) as client:
         for job_id in jobs:
             try:
                 getattr(client, action)(job_id)
@@ -262,30 +277,32 @@ def _each(server: str | None, jobs: list[int], action: str) -> None:
         raise typer.Exit(EXIT_INPUT_ERROR)
 
 
-def cancel(jobs: JobsArgument, server: ServerOption = None) -> None:
+def cancel(jobs: JobsArgument, server: ServerOption = None, token: TokenOption = None) -> None:
     """Cancel jobs, as scancel: a pending job at once, a running one is signalled."""
-    _each(server, jobs, "cancel")
+    _each(server, jobs, "cancel", token)
 
 
-def hold(jobs: JobsArgument, server: ServerOption = None) -> None:
+def hold(jobs: JobsArgument, server: ServerOption = None, token: TokenOption = None) -> None:
     """Hold pending jobs: they are not started until released."""
-    _each(server, jobs, "hold")
+    _each(server, jobs, "hold", token)
 
 
-def release(jobs: JobsArgument, server: ServerOption = None) -> None:
+def release(jobs: JobsArgument, server: ServerOption = None,
+            token: TokenOption = None) -> None:
     """Release held jobs."""
-    _each(server, jobs, "release")
+    _each(server, jobs, "release", token)
 
 
 # -- show -----------------------------------------------------------------------------------
 
 def show(job: Annotated[int, typer.Argument(metavar="JOB", show_default=False)],
-         json_output: JsonOption = False, server: ServerOption = None) -> None:
+         json_output: JsonOption = False, server: ServerOption = None,
+         token: TokenOption = None) -> None:
     """Everything about a job, as scontrol show job: fields, priority factors (as sprio),
     and its events."""
     from dataclasses import asdict
 
-    with _client(server) as client:
+    with _client(server, token) as client:
         info = client.job(job)
         events = client.events(job)
     if json_output:
@@ -347,11 +364,12 @@ def _show_fields(j: JobInfo) -> Iterator[tuple[str, object]]:
 
 # -- nodes --------------------------------------------------------------------------------
 
-def nodes(json_output: JsonOption = False, server: ServerOption = None) -> None:
+def nodes(json_output: JsonOption = False, server: ServerOption = None,
+          token: TokenOption = None) -> None:
     """The nodes, as sinfo: state, GPUs allocated of all, scalable unit, drain reason."""
     from dataclasses import asdict
 
-    with _client(server) as client:
+    with _client(server, token) as client:
         listed = client.nodes()
     if json_output:
         _echo_json([asdict(n) for n in listed])
@@ -376,10 +394,11 @@ def logs(
     lines: Annotated[int | None, typer.Option("-n", "--lines", min=0, metavar="N",
                                               help="Only the last N lines.")] = None,
     server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """A job's output (its --output file; --stderr: its --error file)."""
     stream = "stderr" if stderr else "stdout"
-    with _client(server) as client:
+    with _client(server, token) as client:
         if not follow:
             sys.stdout.write(client.logs(job, stream, lines))
             return
@@ -437,6 +456,7 @@ def history(
                                        help="Only jobs that ended in these states.")] = ENDED,
     json_output: JsonOption = False,
     server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Ended jobs, as sacct: state, exit code (code:signal), elapsed time, GPUs, GPU-hours."""
     import time
@@ -445,7 +465,7 @@ def history(
     midnight = time.mktime((*time.localtime(now)[:3], 0, 0, 0, 0, 0, -1))
     since = parse_when(starttime, field="--starttime", now=now) if starttime else midnight
     until = parse_when(endtime, field="--endtime", now=now) if endtime else None
-    with _client(server) as client:
+    with _client(server, token) as client:
         jobs = [j for j in client.iter_jobs(states=state, user=user, project=project,
                                             signals=True)
                 if (j.end_ts or 0) >= since and (until is None or j.submit_ts <= until)]
@@ -473,7 +493,8 @@ _RAW = {"allow_extra_args": True, "ignore_unknown_options": True,
 def register(app: typer.Typer) -> None:
     """Add the job commands to the ``gefion`` app."""
     app.command("submit", context_settings=_RAW,
-                options_metavar="[--server URL] [SBATCH FLAGS...] SCRIPT [ARGS...]")(submit)
+                options_metavar="[--server URL] [--token TOKEN] [SBATCH FLAGS...] SCRIPT "
+                                "[ARGS...]")(submit)
     app.command("queue")(queue)
     app.command("cancel")(cancel)
     app.command("hold")(hold)

@@ -20,8 +20,10 @@ from typing import Annotated
 
 import typer
 
+from gefion.cli.admin import admin_app
 from gefion.cli.errors import GefionGroup
 from gefion.cli.jobs import register as register_job_commands
+from gefion.cli.login import login, logout, whoami
 from gefion.cli.plan import plan
 from gefion.cli.twin import twin_app
 from gefion.cli.up import up
@@ -63,6 +65,10 @@ app.command("plan")(plan)
 app.command("up")(up)
 app.add_typer(twin_app, name="twin")
 register_job_commands(app)
+app.add_typer(admin_app, name="admin")
+app.command("login")(login)
+app.command("logout")(logout)
+app.command("whoami")(whoami)
 
 
 if __name__ == "__main__":

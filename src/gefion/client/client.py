@@ -8,6 +8,11 @@
         for line in gefion.follow_logs(result.job_id):
             print(line, end="")
 
+Every request carries an API token (``Authorization: Bearer``): ``token=``, else the one
+:func:`gefion.credentials.find_token` finds (``$GEFION_TOKEN``, ``~/.config/gefion/token``,
+the data directory's ``admin.token``). The admin calls (users, projects, tokens, QOS,
+grants, reservations) are :class:`~gefion.client.admin.AdminCalls`.
+
 A refusal raises :class:`~gefion.client.errors.ApiError`; no answer at all raises
 :class:`~gefion.client.errors.ServerUnreachable`. ``submit`` sends an idempotency key (a
 fresh uuid4 unless given) and retries with it when the connection fails, so a submission is
@@ -27,6 +32,7 @@ from typing import Any
 import httpx
 
 from gefion import __version__
+from gefion.client.admin import AdminCalls
 from gefion.client.errors import ApiError, ServerUnreachable
 from gefion.client.models import JobEvent, JobInfo, JobPage, NodeInfo, QueueEntry, SubmitResult
 
@@ -41,7 +47,7 @@ def server_url(explicit: str | None = None) -> str:
 
 
 def login_name() -> str:
-    """The caller's Unix login: who the CLI says it is (no authentication until #5)."""
+    """The caller's Unix login."""
     return pwd.getpwuid(os.getuid()).pw_name
 
 
@@ -51,22 +57,28 @@ def _csv(values: str | Iterable[str | int] | None) -> str | None:
     return ",".join(str(v) for v in values) or None
 
 
-class Client:
-    """A synchronous client of one Gefion server. ``user`` is who actions are recorded as
-    (default: the caller's login); ``retries`` bounds a submission's resends."""
+class Client(AdminCalls):
+    """A synchronous client of one Gefion server, as the holder of ``token`` (default: see
+    the module). ``user``: whom submitted jobs run as, when not the token's user (admins
+    only: a service submitting for others); ``retries`` bounds a submission's resends."""
 
     def __init__(self, base_url: str | None = None, *, timeout: float = 30.0,
-                 user: str | None = None, retries: int = 5,
+                 token: str | None = None, user: str | None = None, retries: int = 5,
                  transport: httpx.BaseTransport | None = None) -> None:
+        from gefion.credentials import find_token
+
         self.base_url = server_url(base_url)
-        self.user = user or login_name()
+        self.user = user
         self.retries = retries
         self.timeout = timeout
+        headers = {"User-Agent": f"gefion-client/{__version__}"}
+        found = find_token(token)
+        if found:
+            headers["Authorization"] = f"Bearer {found}"
         # trust_env=False: an HTTP_PROXY meant for the internet must not carry requests to
         # the site's own server (127.0.0.1 by default), as the fast `gefion queue` does not.
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
-                                  headers={"User-Agent": f"gefion-client/{__version__}"},
-                                  trust_env=False)
+                                  headers=headers, trust_env=False)
 
     def close(self) -> None:
         self._http.close()
@@ -121,9 +133,11 @@ class Client:
     def _submit_body(self, script: str | None, argv: Sequence[str],
                      env: Mapping[str, str] | None, cwd: str | None, user: str | None,
                      source: str, script_args: Sequence[str]) -> dict[str, Any]:
-        return {"script": script, "argv": list(argv), "env": dict(env or {}),
-                "cwd": cwd or os.getcwd(), "user": user or self.user, "source": source,
-                "script_args": list(script_args)}
+        body = {"script": script, "argv": list(argv), "env": dict(env or {}),
+                "cwd": cwd or os.getcwd(), "source": source, "script_args": list(script_args)}
+        if user or self.user:
+            body["user"] = user or self.user
+        return body
 
     def jobs(self, *, states: str | Iterable[str] | None = None, user: str | None = None,
              project: str | None = None, name: str | None = None,
@@ -164,8 +178,7 @@ class Client:
         return self._act(job_id, "release")
 
     def _act(self, job_id: int, action: str) -> JobInfo:
-        response = self._send("POST", f"/v1/jobs/{int(job_id)}/{action}",
-                              json={"user": self.user})
+        response = self._send("POST", f"/v1/jobs/{int(job_id)}/{action}")
         return JobInfo.from_json(response.json())
 
     def logs(self, job_id: int, stream: str = "stdout", tail: int | None = None) -> str:
@@ -216,12 +229,11 @@ class Client:
         return [NodeInfo.from_json(n) for n in self._get("/v1/nodes")["nodes"]]
 
     def drain(self, name: str, reason: str) -> NodeInfo:
-        response = self._send("POST", f"/v1/nodes/{name}/drain",
-                              json={"reason": reason, "user": self.user})
+        response = self._send("POST", f"/v1/nodes/{name}/drain", json={"reason": reason})
         return NodeInfo.from_json(response.json())
 
     def resume(self, name: str) -> NodeInfo:
-        response = self._send("POST", f"/v1/nodes/{name}/resume", json={"user": self.user})
+        response = self._send("POST", f"/v1/nodes/{name}/resume")
         return NodeInfo.from_json(response.json())
 
     def cluster(self) -> dict[str, Any]:

@@ -9,14 +9,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gefion.core.errors import AccessError
 from gefion.core.jobs import JobSpec
 from gefion.slurm import Site, Submission, parse_submission
 from gefion.slurm.values import ExportSpec
 from gefion.store import NewJob
+from gefion.store.tokens import looks_like_token
 
 #: Environment variables of the submitter that never travel with a job (sbatch drops these
 #: too, or they would point the job at the submitter's terminal or step).
-_NOT_EXPORTED = ("SLURM_", "GEFION_JOB", "CUDA_VISIBLE_DEVICES")
+_NOT_EXPORTED = ("SLURM_", "GEFION_JOB", "GEFION_TOKEN", "CUDA_VISIBLE_DEVICES")
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,10 @@ class SubmitRequest:
     """A submission as the API receives it. ``script`` None with ``--wrap`` in ``argv``;
     ``source`` names the script file for error messages; ``cwd`` is the submit directory;
     ``env`` the submitter's environment (exported per ``--export``, ALL by default);
-    ``script_args`` are the arguments after the script name."""
+    ``script_args`` are the arguments after the script name. ``default_project``: the
+    project of a job without ``-A`` (None: the controller's default); ``allowed_projects``:
+    the projects the submitter may submit to (None: any; the API sets it, see
+    :mod:`gefion.api.access`)."""
 
     user: str
     cwd: str
@@ -33,6 +38,8 @@ class SubmitRequest:
     env: Mapping[str, str] = field(default_factory=dict)
     source: str = "<script>"
     script_args: Sequence[str] = ()
+    default_project: str | None = None
+    allowed_projects: frozenset[str] | None = None
 
 
 def parse_request(request: SubmitRequest, site: Site) -> Submission:
@@ -42,9 +49,12 @@ def parse_request(request: SubmitRequest, site: Site) -> Submission:
 
 
 def job_environment(export: ExportSpec | None, env: Mapping[str, str]) -> dict[str, str]:
-    """The environment a job starts from, as ``--export`` says (sbatch's default is ALL)."""
+    """The environment a job starts from, as ``--export`` says (sbatch's default is ALL).
+    Inherited variables never include an API token (``GEFION_TOKEN``, or any value holding
+    one): the environment is stored with the job, and tokens are stored nowhere in clear."""
     inherit = export is None or export.inherit
-    out = {k: v for k, v in env.items() if not k.startswith(_NOT_EXPORTED)} if inherit else {}
+    out = {k: v for k, v in env.items()
+           if not k.startswith(_NOT_EXPORTED) and not looks_like_token(v)} if inherit else {}
     for name, value in export.variables if export is not None else ():
         if value is not None:
             out[name] = value
@@ -55,7 +65,9 @@ def job_environment(export: ExportSpec | None, env: Mapping[str, str]) -> dict[s
 
 def new_jobs(sub: Submission, request: SubmitRequest, *, default_project: str,
              default_time_limit_s: int, node_gpus: int) -> list[NewJob]:
-    """One NewJob per job (per task, for an array), specs validated by the core."""
+    """One NewJob per job (per task, for an array), specs validated by the core; raises
+    :class:`AccessError` for a project the request may not submit to."""
+    default_project = request.default_project or default_project
     extras: dict[str, Any] = {
         "script": sub.script, "script_args": list(request.script_args),
         "workdir": sub.chdir or request.cwd, "submit_dir": request.cwd,
@@ -73,7 +85,7 @@ def new_jobs(sub: Submission, request: SubmitRequest, *, default_project: str,
                                node_gpus=node_gpus, array_index=index)
 
     if sub.array is None:
-        return [NewJob.from_spec(spec_for(None), held=sub.hold, **extras)]
+        return _allowed(request, [NewJob.from_spec(spec_for(None), held=sub.hold, **extras)])
     limit = sub.array.max_concurrent
     out = []
     for index in sub.array.indices:
@@ -81,7 +93,19 @@ def new_jobs(sub: Submission, request: SubmitRequest, *, default_project: str,
         if limit is not None:
             spec = replace(spec, array_limit=limit)
         out.append(NewJob.from_spec(spec, held=sub.hold, **extras))
-    return out
+    return _allowed(request, out)
+
+
+def _allowed(request: SubmitRequest, jobs: list[NewJob]) -> list[NewJob]:
+    allowed = request.allowed_projects
+    for project in sorted({job.project for job in jobs}):
+        if allowed is not None and project not in allowed:
+            mine = sorted(allowed)
+            yours = ", ".join(mine[:10]) + (", ..." if len(mine) > 10 else "") or "none"
+            raise AccessError(f"project {project!r} is not one you may submit to (yours: "
+                              f"{yours}; choose with -A/--account)", field="project",
+                              target=f"project {project}")
+    return jobs
 
 
 def with_array_id(spec: JobSpec, array_job_id: int | None) -> JobSpec:

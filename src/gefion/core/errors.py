@@ -7,7 +7,8 @@
     │   ├── SpecError           a job specification that cannot be valid
     │   └── TopologyError       a cluster description that cannot be valid
     ├── StateError              an illegal job state transition
-    └── PolicyError             an unknown policy name or bad policy parameter
+    ├── PolicyError             an unknown policy name or bad policy parameter
+    └── AccessError             the caller may not do this (its role or projects forbid it)
 
 Bodies (CLI, API) catch ``GefionError`` and turn it into a message and a non-zero exit or a
 4xx problem body; they never show a traceback for one.
@@ -78,3 +79,16 @@ class StateError(GefionError):
 
 class PolicyError(GefionError):
     """An unknown policy name or an invalid policy parameter."""
+
+
+class AccessError(GefionError):
+    """The caller may not do what it asked (an API answers 403). ``field`` names the input
+    that asked for it, if one did (``project`` for ``-A``); ``target`` what was refused
+    (``job 12``, ``node dgx001``), for the audit trail."""
+
+    def __init__(self, message: str, *, field: str | None = None,
+                 target: str | None = None) -> None:
+        self.message = message
+        self.field = field
+        self.target = target
+        super().__init__(f"field '{field}': {message}" if field else message)

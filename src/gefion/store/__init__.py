@@ -14,7 +14,11 @@ Modules: :mod:`~gefion.store.records` (the dataclasses), :mod:`~gefion.store.pro
 :mod:`~gefion.store.engine` (backends, durability), :mod:`~gefion.store.writer` (group
 commit), :mod:`~gefion.store.ops` (the writes), :mod:`~gefion.store.hotpath` (their
 statements), :mod:`~gefion.store.checks` (input checks), :mod:`~gefion.store.codec`
-(JobSpec ↔ JSON), :mod:`~gefion.store.store` (the API).
+(JobSpec ↔ JSON), :mod:`~gefion.store.store` (the API). Tenancy — users, projects,
+memberships, API tokens, QOS, grants, reservations — is a projection of its own events:
+:mod:`~gefion.store.tenancy` (records, the pure ``apply_tenancy``),
+:mod:`~gefion.store.tenancy_schema` (tables), :mod:`~gefion.store.tenancy_ops` (the writes),
+:mod:`~gefion.store.tenancy_store` (the calls), :mod:`~gefion.store.tokens` (tokens, hashed).
 """
 
 from gefion.store.codec import spec_from_json, spec_to_json
@@ -22,18 +26,23 @@ from gefion.store.errors import NotFoundError, SchemaError
 from gefion.store.projection import apply, apply_node, replay
 from gefion.store.records import EventKind, EventRow, JobRow, NewEvent, NewJob, NodeRow
 from gefion.store.store import SchedulingInfo, Store
+from gefion.store.tenancy import MemberRow, ProjectRow, TokenRow, UserRow
 
 __all__ = [
     "EventKind",
     "EventRow",
     "JobRow",
+    "MemberRow",
     "NewEvent",
     "NewJob",
     "NodeRow",
     "NotFoundError",
+    "ProjectRow",
     "SchedulingInfo",
     "SchemaError",
     "Store",
+    "TokenRow",
+    "UserRow",
     "apply",
     "apply_node",
     "replay",

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from gefion.core.errors import GefionError, InputError
-from gefion.store import projection
+from gefion.store import projection, tenancy_ops
 from gefion.store.records import EventKind, EventRow, JobRow, NewEvent, NewJob, NodeRow
 from gefion.store.schema import (
     event_from_db,
@@ -182,10 +182,11 @@ def _append(tx: Tx, new_events: Sequence[NewEvent]) -> list[int]:
     old_jobs = _load_jobs(tx.conn, {e.job_id for e, k in zip(new_events, kinds, strict=True)
                                     if k.is_job_event and e.job_id is not None})
     old_nodes = _load_nodes(tx.conn, {e.node for e, k in zip(new_events, kinds, strict=True)
-                                      if not k.is_job_event and e.node})
+                                      if k.domain == "node" and e.node})
     new_jobs: dict[int, JobRow] = {}
     new_nodes: dict[str, NodeRow] = {}
     rows: list[EventRow] = []
+    tenancy: list[EventRow] = []
     for seq, e, kind in zip(range(first_seq, first_seq + len(new_events)), new_events, kinds,
                             strict=True):
         event = EventRow(seq, float(e.ts), kind.value, e.job_id, e.node, dict(e.payload))
@@ -193,15 +194,20 @@ def _append(tx: Tx, new_events: Sequence[NewEvent]) -> list[int]:
             job = None if e.job_id is None else new_jobs.get(e.job_id, old_jobs.get(e.job_id))
             job = projection.apply(event, job)
             new_jobs[job.id] = job
-        else:
+        elif kind.domain == "node":
             node = None if e.node is None else new_nodes.get(e.node, old_nodes.get(e.node))
             node = projection.apply_node(event, node)
             new_nodes[node.name] = node
-        rows.append(event)
+        elif kind.domain == "tenancy":
+            tenancy.append(event)
+        rows.append(event)  # an audit event (access.denied) changes no table
+    tenancy_rows = tenancy_ops.plan(tx.conn, tenancy) if tenancy else {}
     # Every check passed: write.
     tx.allocate(len(rows))
     tx.hot.insert_events(tx.conn, rows)
     tx.events.extend(rows)
+    if tenancy_rows:
+        tenancy_ops.write(tx.conn, tenancy_rows)
     tx.hot.update_jobs(tx.conn, list(new_jobs.values()))
     inserted = [node_to_db(n) for name, n in new_nodes.items() if name not in old_nodes]
     updated = [{f"b_{k}": v for k, v in node_to_db(n).items()}
@@ -255,7 +261,8 @@ class SchedulingInfoOp(WriteOp[None]):
 
 @dataclass(eq=False)
 class RebuildOp(WriteOp[tuple[int, int]]):
-    """Replace the projections by what the log says; returns (jobs, nodes) rebuilt."""
+    """Replace the projections (tenancy's too) by what the log says; returns (jobs,
+    nodes) rebuilt."""
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -270,6 +277,7 @@ class RebuildOp(WriteOp[tuple[int, int]]):
             tx.hot.insert_jobs(tx.conn, job_chunk)
         for node_chunk in _chunks([node_to_db(n) for n in node_rows.values()]):
             tx.conn.execute(sa.insert(nodes), node_chunk)
+        tenancy_ops.rebuild(tx.conn, read_events(tx.conn))
         # A log imported from elsewhere may run ahead of this database's head.
         tx.raise_head(_max_seq(tx.conn), max(job_rows, default=0))
         return [(len(job_rows), len(node_rows))] * len(ops)

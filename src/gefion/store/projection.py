@@ -142,11 +142,15 @@ def apply_node(event: EventRow, node: NodeRow | None) -> NodeRow:
 
 
 def replay(events: Iterable[EventRow]) -> tuple[dict[int, JobRow], dict[str, NodeRow]]:
-    """The projections the events (in ``seq`` order) say: jobs by id, nodes by name."""
+    """The projections the events (in ``seq`` order) say: jobs by id, nodes by name.
+    Tenancy and audit events are skipped (:func:`gefion.store.tenancy.replay_tenancy`)."""
     job_rows: dict[int, JobRow] = {}
     node_rows: dict[str, NodeRow] = {}
     for event in events:
-        if event_kind(event.kind).is_job_event:
+        kind = event_kind(event.kind)
+        if kind.domain not in ("job", "node"):
+            continue
+        if kind.is_job_event:
             job = apply(event, None if event.job_id is None else job_rows.get(event.job_id))
             job_rows[job.id] = job
         else:

@@ -46,10 +46,33 @@ class EventKind(StrEnum):
     NODE_RESUMED = "node.resumed"      # DRAINED / DOWN → up
     NODE_DOWN = "node.down"            # payload: {"reason": str}
     NODE_UP = "node.up"                # DOWN → up
+    # Tenancy (gefion.store.tenancy): people, projects and what they may use. Every payload
+    # carries ``by``, who made the change: the log is the audit trail.
+    USER_CREATED = "user.created"      # payload: {"name", "role", "default_project"}
+    USER_UPDATED = "user.updated"      # payload: {"name", "role"?, "default_project"?}
+    PROJECT_CREATED = "project.created"  # payload: {"name", "shares", "max_gpus", ...}
+    MEMBER_ADDED = "member.added"      # payload: {"project", "user", "role"}
+    MEMBER_REMOVED = "member.removed"  # payload: {"project", "user"}
+    TOKEN_CREATED = "token.created"    # payload: {"id", "user", "hash", "prefix", ...}
+    TOKEN_REVOKED = "token.revoked"    # payload: {"id"}
+    QOS_CREATED = "qos.created"        # payload: the QOS's fields
+    GRANT_CREATED = "grant.created"    # payload: the grant's fields
+    RESERVATION_CREATED = "reservation.created"  # payload: the reservation's fields
+    RESERVATION_DELETED = "reservation.deleted"  # payload: {"name"}
+    # Audit only (no projection): a refused request; coalesced, see gefion.api.denials.
+    ACCESS_DENIED = "access.denied"    # payload: {"principal", "route", "target", ...}
 
     @property
     def is_job_event(self) -> bool:
         return self.value.startswith("job.")
+
+    @property
+    def domain(self) -> str:
+        """What the event changes: ``job``, ``node``, ``tenancy`` (people, projects, tokens,
+        QOS, grants, reservations) or ``audit`` (nothing: a record only)."""
+        head = self.value.split(".", 1)[0]
+        return head if head in ("job", "node") else "audit" if head == "access" \
+            else "tenancy"
 
 
 @dataclass(frozen=True, slots=True)

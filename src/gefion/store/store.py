@@ -23,7 +23,7 @@ from gefion.core.jobs import JobState
 from gefion.store import checks, ops, projection
 from gefion.store import engine as engines
 from gefion.store.recent import RecentEvents
-from gefion.store.records import EventRow, JobRow, NewEvent, NewJob, NodeRow
+from gefion.store.records import EventKind, EventRow, JobRow, NewEvent, NewJob, NodeRow
 from gefion.store.schema import (
     event_from_db,
     job_from_db,
@@ -33,6 +33,7 @@ from gefion.store.schema import (
     nodes,
 )
 from gefion.store.schema import events as event_table
+from gefion.store.tenancy_store import TenancyStore
 from gefion.store.writer import WriteOp, Writer
 
 T = TypeVar("T")
@@ -41,11 +42,13 @@ T = TypeVar("T")
 SchedulingInfo = tuple[int, str | None, float | None, Mapping[str, float] | None]
 
 MAX_LIST_LIMIT = 10_000
+TENANCY_KINDS = frozenset(k.value for k in EventKind if k.domain == "tenancy")
 _ACTIVE = (JobState.PENDING.value, JobState.RUNNING.value)
 
 
-class Store:
-    """The event store. Open with :meth:`open`; thread-safe; close with :meth:`close`."""
+class Store(TenancyStore):
+    """The event store. Open with :meth:`open`; thread-safe; close with :meth:`close`.
+    Tenancy (people, projects, tokens, QOS, grants, reservations): :class:`TenancyStore`."""
 
     def __init__(self, engine: sa.Engine, *, group_commit: bool = True,
                  max_batch: int = 1024) -> None:
@@ -53,7 +56,7 @@ class Store:
         self._engine = engine
         self._recent = RecentEvents()
         self._writer = Writer(engine, group_commit=group_commit, max_batch=max_batch,
-                              on_commit=self._recent.add)
+                              on_commit=self._committed)
         self._closed = False
 
     @classmethod
@@ -189,9 +192,12 @@ class Store:
             self._write(ops.SchedulingInfoOp(checked))
 
     def rebuild_projections(self) -> tuple[int, int]:
-        """Replace the jobs and nodes tables by what the log alone says (one transaction);
-        return how many jobs and nodes there are. Scheduling info is cleared."""
-        return self._write(ops.RebuildOp())
+        """Replace the jobs, nodes and tenancy tables by what the log alone says (one
+        transaction); return how many jobs and nodes there are. Scheduling info is
+        cleared."""
+        counts = self._write(ops.RebuildOp())
+        self.tenancy_version += 1
+        return counts
 
     # -- reads --------------------------------------------------------------------------
 
@@ -203,9 +209,13 @@ class Store:
     def list_jobs(self, *, states: Iterable[JobState | str] | None = None,
                   user: str | None = None, project: str | None = None,
                   name: str | None = None, array_job_id: int | None = None,
-                  after_id: int | None = None, limit: int = 100) -> list[JobRow]:
+                  after_id: int | None = None, limit: int = 100,
+                  visible_projects: Iterable[str] | None = None,
+                  visible_user: str | None = None) -> list[JobRow]:
         """Jobs matching every given filter, by id, at most ``limit`` (≤ 10,000) of them
-        after ``after_id``: pass the last id of a page to get the next page."""
+        after ``after_id``: pass the last id of a page to get the next page.
+        ``visible_projects``/``visible_user``: only jobs of those projects or of that user
+        (what a principal may see)."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InputError(f"must be 1..{MAX_LIST_LIMIT}, got {limit}", field="limit")
         query = sa.select(jobs)
@@ -220,6 +230,9 @@ class Store:
                 query = query.where(column == value)
         if after_id is not None:
             query = query.where(jobs.c.id > after_id)
+        if visible_projects is not None or visible_user is not None:
+            query = query.where(sa.or_(jobs.c.project.in_(list(visible_projects or ())),
+                                       jobs.c.user == visible_user))
         with self._read() as conn:
             rows = conn.execute(query.order_by(jobs.c.id).limit(limit)).all()
         return [job_from_db(r) for r in rows]
@@ -284,6 +297,12 @@ class Store:
             return projection.replay(ops.read_events(conn, upto_seq=upto))
 
     # -- plumbing -----------------------------------------------------------------------
+
+    def _committed(self, events: list[EventRow]) -> None:
+        """Told the events of each committed write, before its caller returns."""
+        self._recent.add(events)
+        if any(e.kind in TENANCY_KINDS for e in events):
+            self.tenancy_version += 1  # caches of who may do what forget
 
     def _read(self) -> sa.Connection:
         if self._closed:
