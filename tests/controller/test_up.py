@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -45,9 +46,17 @@ def check_up(proc: subprocess.Popen[str], data_dir: Path) -> None:
     assert str(data_dir / "logs" / "controller.log") in text
     assert "4 GPUs (emulated)" in text
     assert (data_dir / "api.url").read_text().strip() == url
-    with urllib.request.urlopen(f"{url}/v1/cluster", timeout=10) as answer:
+    token = (data_dir / "admin.token").read_text().strip()  # the first start's admin token
+    assert f"token {token}" in text and (data_dir / "admin.token").stat().st_mode & 0o777 \
+        == 0o600
+    request = urllib.request.Request(f"{url}/v1/cluster",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
         summary = json.load(answer)
     assert summary["gpus"] == 4 and summary["emulated_gpus"] is True
+    with pytest.raises(urllib.error.HTTPError) as refused:  # no token, no answer
+        urllib.request.urlopen(f"{url}/v1/cluster", timeout=10)
+    assert refused.value.code == 401
     with urllib.request.urlopen(f"{url}/openapi.json", timeout=10) as answer:
         assert "/v1/jobs" in json.load(answer)["paths"]
     proc.send_signal(signal.SIGINT)

@@ -1,17 +1,23 @@
-"""``gefion up``: the controller on this host — store, scheduler loop, local executor and
-the REST API on 127.0.0.1 — until Ctrl-C (or SIGTERM). Jobs keep running under their
-supervisors when it stops; the next ``gefion up`` on the same data directory re-attaches."""
+"""``gefion up``: the controller on this host — store, scheduler loop, executor (local, or
+Ray with ``--executor ray``) and the REST API on 127.0.0.1 — until Ctrl-C (or SIGTERM). Jobs
+keep running under their supervisors (or Ray gangs) when it stops; the next ``gefion up`` on
+the same data directory re-attaches. On a site's first start it also makes the admin (the
+Unix account running it) and prints their API token once, keeping it in DATA/admin.token
+(0600) for the ``gefion`` command of the same account (docs/access.md)."""
 
 from __future__ import annotations
 
 import logging
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gefion.cli.errors import fail
+
+if TYPE_CHECKING:
+    from gefion.controller.service import Controller
 
 
 def up(
@@ -32,6 +38,25 @@ def up(
     kill_grace: Annotated[int, typer.Option(
         "--kill-grace", metavar="S",
         help="Seconds between SIGTERM and SIGKILL when a job is ended.")] = 30,
+    cluster: Annotated[str | None, typer.Option(
+        "--cluster", metavar="PRESET",
+        help="Emulate a whole cluster on this host (gefion, superpod:N, synthetic:NxG): "
+             "jobs are placed on its nodes and all run here. For demos and tests.")] = None,
+    reports_dir: Annotated[Path | None, typer.Option(
+        "--reports-dir", metavar="DIR",
+        help="Twin report folders the portal shows (default: DIR/reports).")] = None,
+    executor: Annotated[str, typer.Option(
+        "--executor", metavar="local|ray",
+        help="local: jobs run on this host. ray: each node of a Ray cluster is a node, and "
+             "a job is a gang on its nodes.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", metavar="HOST:PORT",
+        help="With --executor ray: the Ray cluster to join (default: start a one-node Ray "
+             "head on 127.0.0.1 with this host's GPUs).")] = None,
+    topology: Annotated[str | None, typer.Option(
+        "--topology", metavar="FILE",
+        help="With --executor ray: a topology file (or preset) naming the Ray nodes' "
+             "scalable units (default: the nodes' gefion.io/unit labels).")] = None,
 ) -> None:
     """Start the controller and its REST API on this host."""
     from gefion.controller.config import DEFAULT_DATA_DIR, ControllerConfig
@@ -39,7 +64,9 @@ def up(
 
     config = ControllerConfig(data_dir=data_dir or DEFAULT_DATA_DIR, db_url=db, host=host,
                               port=port, emulate_gpus=emulate_gpus, policy=policy,
-                              kill_grace_s=kill_grace)
+                              kill_grace_s=kill_grace, cluster=cluster,
+                              reports_dir=reports_dir, executor=executor,
+                              ray_address=ray_address, topology=topology)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.log_dir.mkdir(parents=True, exist_ok=True)
     log_file = config.log_dir / "controller.log"
@@ -59,30 +86,69 @@ def up(
     reattached = controller.start()
     url = f"http://{host}:{sock.getsockname()[1]}"
     (config.data_dir / "api.url").write_text(url + "\n")
+    admin_line = _bootstrap(controller)
     node = controller.cluster.nodes[0]
     kind = "emulated" if controller.emulated else "NVML"
+    where = (f"  cluster   {config.cluster}: {len(controller.cluster)} nodes, "
+             f"{controller.cluster.total_gpus} GPUs (emulated on this host)\n"
+             if config.cluster else f"  node      {node.name}: {node.gpus} GPUs ({kind})\n")
+    if config.executor == "ray":
+        where = (f"  Ray       {config.ray_address or 'a local head on 127.0.0.1'}: "
+                 f"{len(controller.cluster)} nodes, {controller.cluster.total_gpus} GPUs "
+                 f"({', '.join(controller.cluster.names[:8])}"
+                 f"{', ...' if len(controller.cluster) > 8 else ''})\n")
     typer.echo(f"gefion controller up (policy {config.policy})\n"
                f"  API       {url}  (OpenAPI: {url}/openapi.json)\n"
+               f"  portal    {url}/\n"
                f"  database  {_safe_url(config.database_url)}\n"
                f"  data      {config.data_dir}\n"
                f"  logs      {log_file}\n"
-               f"  node      {node.name}: {node.gpus} GPUs ({kind})\n"
+               + where
                + (f"  re-attached to running jobs {reattached}\n" if reattached else "")
+               + admin_line
                + "Ctrl-C stops the controller; running jobs go on.", err=False)
     import uvicorn
 
     from gefion.api import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(controller), log_level="warning",
-                                           access_log=False, lifespan="off"))
+    app = create_app(controller)
+    # A graceful shutdown waits for open streams (a portal tab's live feed, a log follow)
+    # only this long: Ctrl-C must not hang on a browser left open.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
+                                           access_log=False, lifespan="off",
+                                           timeout_graceful_shutdown=2))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down: done
         pass
     finally:
+        app.state.denials.close()  # refusals still being counted go to the log first
         controller.stop()
         sock.close()
         typer.echo("gefion controller stopped")
+
+
+def _bootstrap(controller: Controller) -> str:
+    """On a site's first start (no admin yet): the admin, their token in DATA/admin.token
+    (0600), and the banner's lines that show it, once. Later starts: nothing."""
+    from gefion.controller.bootstrap import (
+        ADMIN_TOKEN_FILE,
+        bootstrap_admin,
+        local_admin_name,
+        write_token_file,
+    )
+
+    assert controller.store is not None
+    admin = local_admin_name()
+    token = bootstrap_admin(controller.store, admin=admin,
+                            default_project=controller.config.default_project,
+                            ts=controller.now())
+    if token is None:
+        return ""
+    path = controller.config.data_dir / ADMIN_TOKEN_FILE
+    write_token_file(path, token)
+    return (f"  admin     {admin} (new site): token {token}\n"
+            f"            shown once; kept in {path} (mode 0600), where gefion finds it\n")
 
 
 def _safe_url(url: str) -> str:

@@ -1,4 +1,5 @@
-"""A started job's launch on this host: its stored submission turned into a LaunchSpec."""
+"""A started job's launch: its stored submission turned into a LaunchSpec (the batch step on
+the first node of its allocation, with the GPUs of every node for a multi-node executor)."""
 
 from __future__ import annotations
 
@@ -31,12 +32,15 @@ def launch_spec(row: JobRow, *, kill_grace_s: int) -> LaunchSpec:
     node = nodes[0]
     stdout, stderr = output_paths(row, node)
     signal = spec.get("signal")
-    ntasks = spec.get("ntasks") or max(len(nodes), 1)
+    # sbatch without -n: one task per node, or --ntasks-per-node on each
+    ntasks = spec.get("ntasks") or max(len(nodes), 1) * int(spec.get("ntasks_per_node") or 1)
     return LaunchSpec(
         job_id=row.id, name=row.name, user=row.user, script=str(spec["script"]),
         argv=tuple(spec.get("script_args") or ()), workdir=str(spec.get("workdir") or "/"),
         env=dict(spec.get("env") or {}), node=node, nodelist=nodes,
-        gpus=tuple(dict(row.allocation)[node]), time_limit_s=int(spec["time_limit_s"]),
+        gpus=tuple(dict(row.allocation)[node]),
+        node_gpus={name: tuple(gpus) for name, gpus in row.allocation},
+        time_limit_s=int(spec["time_limit_s"]),
         kill_grace_s=kill_grace_s, stdout_path=stdout, stderr_path=stderr,
         open_mode=spec.get("open_mode") or "truncate",
         array_job_id=row.array_job_id, array_task_id=row.array_task_id,

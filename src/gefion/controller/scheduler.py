@@ -2,7 +2,11 @@
 
 Each step, on the wall clock:
 
-1. **exits** — jobs that ended (the executor's supervisors say how) become events;
+0. **nodes** — nodes the executor saw leave or come back (a lost Ray node) become
+   ``node.down`` / ``node.up`` events, before the exits that the loss caused;
+1. **exits** — jobs that ended (the executor's supervisors say how) become events; a gang
+   that lost a node ends NODE_FAIL and is requeued if it may be (``--requeue``, or by
+   default when its QOS is preemptible);
 2. **sync** — every event since the last step (API submissions, cancels, holds, node
    drains, and this loop's own writes) updates the in-memory view: the job rows that are
    active, the :class:`~gefion.core.builder.SnapshotBuilder`, the GPU indices in use;
@@ -37,8 +41,10 @@ from gefion.core.decisions import CycleResult, PendingReason
 from gefion.core.errors import GefionError, StateError
 from gefion.core.jobs import JobState
 from gefion.core.policies.base import Policy
+from gefion.core.tenancy import DEFAULT_QOS
 from gefion.core.topology import Cluster, NodeState
-from gefion.executor import ExecutorError, JobExit, LocalExecutor
+from gefion.executor import ExecutorError, JobExit
+from gefion.executor.base import Executor, NodeChange
 from gefion.executor.local import NEVER_STARTED
 from gefion.store import EventKind, EventRow, JobRow, NewEvent, SchedulingInfo, Store
 from gefion.store import apply as apply_event
@@ -53,7 +59,7 @@ _MAX_REST_S = 1.0
 class Scheduler:
     """One controller's loop. ``step()`` is the whole of it; ``start()`` runs it in a thread."""
 
-    def __init__(self, store: Store, executor: LocalExecutor, cluster: Cluster,
+    def __init__(self, store: Store, executor: Executor, cluster: Cluster,
                  policy: Policy, *, kill_grace_s: int, refresh_s: float = 30.0,
                  pace: float = 1.0, clock: Callable[[], float] = time.time) -> None:
         self.store, self.executor, self.policy = store, executor, policy
@@ -138,6 +144,7 @@ class Scheduler:
     def step(self) -> CycleResult:
         with self._lock:
             now = self.clock()
+            self._node_events(self.executor.node_changes(), now)
             self._reap(self.executor.poll(), now)
             self._sync()
             snapshot = self.builder.build(now)
@@ -152,6 +159,28 @@ class Scheduler:
         """Ask the executor to end a running job; its end becomes an event when it comes."""
         with self._lock:
             self.executor.cancel(job_id)
+
+    # -- nodes ------------------------------------------------------------------------------
+    def _node_events(self, changes: list[NodeChange], now: float) -> None:
+        """A node the executor lost goes DOWN; one that is back comes UP (only from DOWN:
+        a drain is the operator's, and stays until resumed)."""
+        events = []
+        for change in changes:
+            if not self.cluster.has_node(change.node):
+                continue
+            state = self.node_state(change.node)
+            if not change.up and state is not NodeState.DOWN:
+                events.append(NewEvent(EventKind.NODE_DOWN, now, node=change.node,
+                                       payload={"reason": change.reason or "lost"}))
+            elif change.up and state is NodeState.DOWN:
+                events.append(NewEvent(EventKind.NODE_UP, now, node=change.node,
+                                       payload={"reason": change.reason}))
+        if events:
+            self._write(events)
+            for event in events:
+                log.warning("node %s %s: %s", event.node,
+                            "down" if event.kind is EventKind.NODE_DOWN else "up",
+                            event.payload.get("reason"))
 
     # -- exits ------------------------------------------------------------------------------
     def _reap(self, exits: list[JobExit], now: float) -> None:
@@ -169,6 +198,13 @@ class Scheduler:
         job_id, ts = end.job_id, end.end_ts
         if end.reason == NEVER_STARTED:  # nothing ran: start it again, as Slurm requeues
             return self._relaunch_events(job_id, ts, end.reason)
+        if end.state is JobState.NODE_FAIL:  # a node of the gang was lost
+            self.preempting.pop(job_id, None)
+            events = [NewEvent(EventKind.JOB_NODE_FAIL, ts, job_id=job_id, node=end.node,
+                               payload=info)]
+            if self._requeues_after_failure(job_id):
+                events.append(NewEvent(EventKind.JOB_REQUEUED, ts, job_id=job_id))
+            return events
         if end.state is JobState.CANCELLED:
             return [NewEvent(EventKind.JOB_CANCELLED, ts, job_id=job_id, payload=info)]
         if end.state is JobState.PREEMPTED:
@@ -189,6 +225,18 @@ class Scheduler:
     def _requeues(self, job_id: int) -> bool:
         row = self.rows.get(job_id)
         return bool(row is not None and row.spec.get("requeue"))
+
+    def _requeues_after_failure(self, job_id: int) -> bool:
+        """``--requeue``/``--no-requeue`` if given, else the QOS's rule (a preemptible QOS
+        requeues), as Slurm's JobRequeue default does for a failed node."""
+        row = self.rows.get(job_id)
+        if row is None:
+            return False
+        asked = row.spec.get("requeue")
+        if asked is not None:
+            return bool(asked)
+        qos = DEFAULT_QOS.get(row.qos)
+        return qos is not None and qos.requeues
 
     # -- the in-memory view -----------------------------------------------------------------
     def _write(self, events: list[NewEvent]) -> None:

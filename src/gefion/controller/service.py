@@ -16,20 +16,23 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gefion.controller.config import ControllerConfig
 from gefion.controller.launch import output_paths
-from gefion.controller.node import local_cluster
+from gefion.controller.node import emulated_cluster, local_cluster
 from gefion.controller.scheduler import Scheduler
 from gefion.controller.submission import SubmitRequest, new_jobs, parse_request
 from gefion.core.errors import InputError, StateError
 from gefion.core.jobs import JobState
 from gefion.core.policies import get_policy
 from gefion.core.topology import NodeState
-from gefion.executor import LocalExecutor
+from gefion.executor import Executor, LocalExecutor
 from gefion.slurm import Site, Submission
 from gefion.store import EventKind, EventRow, JobRow, NewEvent, NewJob, NotFoundError, Store
+
+if TYPE_CHECKING:
+    from gefion.controller.raybody import RayBody
 
 log = logging.getLogger("gefion.controller")
 
@@ -45,16 +48,25 @@ class NodeView:
 
 
 class Controller:
-    """Store + scheduler loop + executor, for one host."""
+    """Store + scheduler loop + executor: for one host (the local executor), or for the
+    nodes of a Ray cluster (``config.executor == "ray"``)."""
 
     def __init__(self, config: ControllerConfig, *, clock: Any = None) -> None:
         self.config = config
-        self.cluster, self.emulated = local_cluster(config.node_name, config.emulate_gpus)
+        self.ray: RayBody | None = None
+        if config.executor == "ray":  # the cluster is Ray's nodes: connect now to learn them
+            from gefion.controller.raybody import RayBody
+
+            self.ray = RayBody.open(config)
+            self.cluster, self.emulated = self.ray.cluster, False
+        else:
+            self.cluster, self.emulated = emulated_cluster(config.cluster) if config.cluster \
+                else local_cluster(config.node_name, config.emulate_gpus)
         self.policy = get_policy(config.policy)
-        node = self.cluster.nodes[0]
-        self.site = Site(node_gpus=node.gpus, node_names=self.cluster.names)
+        self.site = Site(node_gpus=self.cluster.max_gpus_per_node,
+                         node_names=self.cluster.names)
         self.store: Store | None = None
-        self.executor: LocalExecutor | None = None
+        self.executor: Executor | None = None
         self.scheduler: Scheduler | None = None
         self._clock = clock
 
@@ -66,7 +78,8 @@ class Controller:
         for path in (cfg.data_dir, cfg.run_dir, cfg.log_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.store = Store.open(cfg.database_url)
-        self.executor = LocalExecutor(cfg.run_dir)
+        self.executor = self.ray.executor(cfg.run_dir) if self.ray is not None \
+            else LocalExecutor(cfg.run_dir)
         now = self.now()
         known = {n.name for n in self.store.list_nodes()}
         self.store.append([NewEvent(EventKind.NODE_REGISTERED, now, node=n.name,
@@ -91,6 +104,8 @@ class Controller:
             self.executor.close()
         if self.store is not None:
             self.store.close()
+        if self.ray is not None:
+            self.ray.close()
 
     def now(self) -> float:
         import time

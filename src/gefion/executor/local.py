@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from gefion.executor import _layout as L
+from gefion.executor.base import NodeChange
 from gefion.executor.env import job_environment
 from gefion.executor.errors import ExecutorError
 from gefion.executor.forkserver import ForkServer
@@ -457,6 +458,10 @@ class LocalExecutor:
             if self._check_lost(job_id) is None:
                 running.append(job_id)
         return sorted(running)
+
+    def node_changes(self) -> list[NodeChange]:
+        """Nodes that left or came back: never, here (this host is the only node)."""
+        return []
 
     @property
     def active(self) -> list[int]:

@@ -16,9 +16,10 @@ from gefion.executor.errors import ExecutorError
 
 OpenMode = Literal["truncate", "append"]
 
-#: The states a job can end in on this executor (NODE_FAIL is the controller's to decide).
+#: The states a job can end in on an executor. NODE_FAIL comes only from a multi-node
+#: executor (a node of the gang was lost); the controller decides whether it requeues.
 EXIT_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT,
-                         JobState.CANCELLED, JobState.PREEMPTED})
+                         JobState.CANCELLED, JobState.PREEMPTED, JobState.NODE_FAIL})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +29,8 @@ class LaunchSpec:
     ``env`` is the environment the job starts from (``--export`` already applied);
     ``stdout_path``/``stderr_path`` are expanded file names (relative ones are taken from
     ``workdir``; equal ones share one file); ``gpus`` are GPU indices on this node;
+    ``node_gpus`` maps every node of ``nodelist`` to the job's GPU indices there (empty:
+    ``node`` has ``gpus``, the others are unknown — a single-host executor needs no more);
     ``signal`` is ``(signal number, seconds before the time limit)`` as in
     ``--signal=USR1@60``, sent to every process of the job (the batch shell included), and
     also the signal a preemption sends; ``extra_env`` holds Gefion's own variables and is
@@ -46,6 +49,7 @@ class LaunchSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     nodelist: tuple[str, ...] = ()  # empty: just ``node``
     gpus: tuple[int, ...] = ()
+    node_gpus: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     time_limit_s: int | None = None
     kill_grace_s: int = 30  # Slurm's KillWait: SIGTERM, this long, then SIGKILL
     open_mode: OpenMode = "truncate"
@@ -67,6 +71,8 @@ class LaunchSpec:
             object.__setattr__(self, "nodelist", (self.node,))
         if not self.submit_dir:
             object.__setattr__(self, "submit_dir", self.workdir)
+        object.__setattr__(self, "node_gpus", {
+            str(node): tuple(gpus) for node, gpus in (self.node_gpus or {}).items()})
         problems = list(self._problems())
         if problems:
             raise ExecutorError(f"job {self.job_id}: bad launch spec: {'; '.join(problems)}")
@@ -89,6 +95,11 @@ class LaunchSpec:
         if any(not isinstance(g, int) or g < 0 for g in self.gpus) or \
                 len(set(self.gpus)) != len(self.gpus):
             yield f"gpus must be distinct indices >= 0, got {list(self.gpus)}"
+        unknown = [n for n in self.node_gpus if n not in self.nodelist]
+        if unknown:
+            yield f"node_gpus names nodes outside the nodelist: {unknown}"
+        if self.node_gpus and tuple(self.node_gpus.get(self.node, ())) != tuple(self.gpus):
+            yield f"node_gpus[{self.node!r}] differs from gpus {list(self.gpus)}"
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             yield f"time_limit_s must be > 0 or None, got {self.time_limit_s}"
         if self.kill_grace_s < 0:
@@ -122,6 +133,7 @@ class LaunchSpec:
         out = dict(self.__dict__)
         for name in ("env", "extra_env"):
             out[name] = dict(out[name])
+        out["node_gpus"] = {node: list(gpus) for node, gpus in self.node_gpus.items()}
         for name in ("argv", "nodelist", "gpus", "signal"):
             if out[name] is not None:
                 out[name] = list(out[name])
@@ -132,6 +144,7 @@ class LaunchSpec:
 class JobExit:
     """How a job ended.
 
+    ``node`` names the node whose loss ended a NODE_FAIL job (None otherwise).
     ``exit_code`` and ``signal`` are the two halves of sacct's ``ExitCode`` (``code:signal``):
     a script that ran ``exit 3`` gives ``(3, None)``; one killed by SIGKILL gives ``(0, 9)``
     (a shell whose child was killed reports ``128+sig`` itself, as an exit code). ``reason`` says
@@ -145,6 +158,7 @@ class JobExit:
     start_ts: float
     end_ts: float
     reason: str | None = None
+    node: str | None = None
 
     @property
     def sacct_exit_code(self) -> str:
@@ -157,4 +171,10 @@ class JobExit:
                    exit_code=int(record["exit_code"]),
                    signal=None if record.get("signal") is None else int(record["signal"]),
                    start_ts=float(record["start_ts"]), end_ts=float(record["end_ts"]),
-                   reason=record.get("reason"))
+                   reason=record.get("reason"), node=record.get("node"))
+
+    def to_json(self) -> dict[str, Any]:
+        """The record :meth:`from_json` reads."""
+        return {"job_id": self.job_id, "state": self.state.value, "exit_code": self.exit_code,
+                "signal": self.signal, "start_ts": self.start_ts, "end_ts": self.end_ts,
+                "reason": self.reason, "node": self.node}

@@ -1,8 +1,15 @@
-"""``srun`` inside a job of the local executor: start a step's tasks on this host.
+"""``srun`` inside a job: start a step's tasks on this host, or on every node of a gang.
 
     srun [-n N] [-N N] [--ntasks-per-node N] [--gpus-per-task N] [-c N] [-l] [--] CMD [ARG...]
 
-Every node of the job is this host, so each task is a child process here, with its own
+In a job of the Ray executor (``$GEFION_STEP_SOCKET`` set) the tasks are started on their
+nodes by the gang's launchers (:mod:`gefion.executor.ray.relay`), each with its node's share
+of the job's GPUs (``$GEFION_NODE_GPUS``) and the torchrun-style variables of its rank
+(:mod:`gefion.executor.ray.rendezvous`); their output comes back here, each line prefixed
+with its node's name. Everything else below holds for both.
+
+In a job of the local executor every node of the job is this host, so each task is a child
+process here, with its own
 ``SLURM_PROCID``/``SLURM_LOCALID``/``SLURM_NODEID``/``SLURM_STEP_ID`` and its share of the
 job's GPUs in ``CUDA_VISIBLE_DEVICES`` (:func:`~gefion.executor.placement.place_tasks`). srun
 waits for all tasks and exits with the highest task exit code (``128+N`` for a task killed by
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import selectors
 import signal
@@ -143,9 +151,23 @@ def plan_step(opts: SrunOptions, env: Mapping[str, str]) -> tuple[TaskPlacement,
         ntasks = max(_env_int(env, "SLURM_NTASKS") or nnodes, nnodes)
     nodes = job_nodes[:nnodes]
     gpus_per_task = opts.gpus_per_task or _env_int(env, "SLURM_GPUS_PER_TASK")
-    # Every node of a local job is this host: each sees the job's GPUs here.
-    return place_tasks(ntasks, nodes, {node: job_gpus for node in nodes},
+    return place_tasks(ntasks, nodes, node_gpus(env, nodes, job_gpus),
                        ntasks_per_node=per_node, gpus_per_task=gpus_per_task)
+
+
+def node_gpus(env: Mapping[str, str], nodes: Sequence[str],
+              job_gpus: Sequence[int]) -> dict[str, list[int]]:
+    """The job's GPU indices on each node: ``$GEFION_NODE_GPUS`` (JSON, set by a multi-node
+    executor), else — every node of a local job being this host — the job's GPUs here."""
+    text = env.get("GEFION_NODE_GPUS")
+    if text:
+        try:
+            table = json.loads(text)
+            return {node: [int(g) for g in table.get(node, ())] for node in nodes}
+        except (ValueError, TypeError, AttributeError):
+            raise SrunError("GEFION_NODE_GPUS is not a JSON map of node to GPU indices") \
+                from None
+    return {node: list(job_gpus) for node in nodes}
 
 
 def next_step_id(env: Mapping[str, str]) -> int:
@@ -226,6 +248,28 @@ def run_tasks(command: Sequence[str], envs: Sequence[Mapping[str, str]], *,
             signal.signal(sig, handler)
 
 
+def run_on_gang(path: str, command: Sequence[str], step: Sequence[TaskPlacement],
+                envs: Sequence[Mapping[str, str]], *, step_id: int,
+                label: bool = False) -> list[int]:
+    """The multi-node seam of task launching: each task starts on its node, through the
+    gang's launcher at ``path``, with its rank's rendezvous variables."""
+    from gefion.executor.ray.relay import RelayError, run_step
+    from gefion.executor.ray.rendezvous import task_rendezvous
+
+    tasks = [{"node": task.node, "procid": task.procid,
+              "env": {**env, **task_rendezvous(step, task)}}
+             for task, env in zip(step, envs, strict=True)]
+    request = {"step_id": step_id, "argv": list(command), "cwd": os.getcwd(),
+               "label": label, "tasks": tasks}
+    try:
+        codes = run_step(path, request, forwarded=FORWARDED)
+    except RelayError as exc:
+        raise SrunError(str(exc)) from None
+    if len(codes) != len(step):
+        raise SrunError("the step could not be started on the gang's nodes")
+    return codes
+
+
 def _relay_labelled(procs: Sequence[subprocess.Popen[bytes]]) -> None:
     width = len(str(len(procs) - 1))
     selector = selectors.DefaultSelector()
@@ -272,11 +316,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     envs = [task_environment(os.environ, step, task, step_id=step_id,
                              gpus_per_task=gpus_per_task, cpus_per_task=opts.cpus_per_task)
             for task in step]
+    relay = os.environ.get("GEFION_STEP_SOCKET")
     try:
-        codes = run_tasks(command, envs, label=opts.label)
+        if relay:
+            codes = run_on_gang(relay, command, step, envs, step_id=step_id, label=opts.label)
+        else:
+            codes = run_tasks(command, envs, label=opts.label)
     except OSError as exc:
         print(f"srun: error: cannot execute {command[0]}: {exc.strerror}", file=sys.stderr)
         return 2
+    except SrunError as exc:
+        print(f"srun: error: {exc}", file=sys.stderr)
+        return 1
     worst = 0
     for task, code in zip(step, codes, strict=True):
         if code:

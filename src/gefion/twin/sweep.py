@@ -30,19 +30,16 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from gefion.core.errors import GefionError, InputError, PolicyError
+from gefion.executor.ray.address import CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
+from gefion.executor.ray.address import check_ray_address as check_ray_address
 from gefion.twin.compare import CompareRun, make_grid, run_cell
 from gefion.twin.run import RunOptions
-
-#: How long to wait for a TCP connection to ``--ray-address`` before calling it unreachable.
-CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,32 +103,6 @@ def make_sweep(base: RunOptions, traces: Iterable[str], policies: Iterable[str],
         raise InputError(str(exc), field="policies") from None
     return [SweepCell(label, cell.with_(trace=ref, traces=folder))
             for label, ref in refs for cell in grid]
-
-
-def check_ray_address(text: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
-    """``HOST:PORT`` (a Ray cluster's GCS, for a driver on one of its nodes) or
-    ``ray://HOST:PORT`` (Ray Client), checked by opening a TCP connection to it — so an
-    unreachable address fails in seconds with ``field 'ray-address'``, before Ray loads."""
-    address = text.strip()
-    scheme, sep, rest = address.partition("://")
-    if not sep:
-        scheme, rest = "", address
-    try:
-        parts = urlsplit("//" + rest)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host = port = None
-    if scheme not in ("", "ray") or not host or port is None or parts.path:
-        raise InputError(f"expected HOST:PORT or ray://HOST:PORT, got {text!r}",
-                         field="ray-address")
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise InputError(f"cannot reach a Ray cluster at {address}: {reason}",
-                         field="ray-address") from None
-    return address
 
 
 # -- running on Ray ----------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""Node loss in the controller's loop, against the in-package fake executor: a lost node goes
+DOWN before its gangs end NODE_FAIL; a gang is requeued when ``--requeue`` says so, or by
+default when its QOS is preemptible; the node stays DOWN until it rejoins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gefion.controller.scheduler import Scheduler
+from gefion.controller.submission import SubmitRequest, new_jobs, parse_request
+from gefion.core.jobs import JobState
+from gefion.core.policies import get_policy
+from gefion.core.topology import Cluster, Node, NodeState
+from gefion.executor.fake import FakeExecutor
+from gefion.slurm import Site
+from gefion.store import EventKind, NewEvent, Store
+
+CLUSTER = Cluster("three", tuple(Node(f"n{i}", 8, "su1") for i in (1, 2, 3)))
+SCRIPT = "#!/bin/sh\nsrun hostname\n"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(f"sqlite:///{tmp_path / 'gefion.db'}")
+    s.append([NewEvent(EventKind.NODE_REGISTERED, 0.0, node=n.name,
+                       payload={"gpus": n.gpus, "su": n.su}) for n in CLUSTER.nodes])
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def fake() -> FakeExecutor:
+    return FakeExecutor()
+
+
+@pytest.fixture
+def scheduler(store: Store, fake: FakeExecutor) -> Scheduler:
+    s = Scheduler(store, fake, CLUSTER, get_policy("gefion"), kill_grace_s=1)
+    s.load()
+    return s
+
+
+def submit(store: Store, *argv: str) -> int:
+    request = SubmitRequest(user="root", cwd="/tmp", script=SCRIPT, argv=argv)
+    sub = parse_request(request, Site(node_names=CLUSTER.names))
+    jobs = new_jobs(sub, request, default_project="default", default_time_limit_s=600,
+                    node_gpus=8)
+    return store.submit(jobs, ts=1.0)[0]
+
+
+def kinds(store: Store, job_id: int) -> list[str]:
+    return [e.kind for e in store.events_for_job(job_id)]
+
+
+@pytest.mark.parametrize(("argv", "requeued"), [
+    (("--requeue",), True),
+    ((), False),  # normal QOS: not preemptible, so not requeued
+    (("--qos=scavenger",), True),  # preemptible: requeued by default
+    (("--qos=scavenger", "--no-requeue"), False),
+], ids=["requeue", "normal-qos", "preemptible-qos", "preemptible-no-requeue"])
+def test_a_gang_on_a_lost_node_ends_node_fail_and_requeues_as_asked(
+        store: Store, fake: FakeExecutor, scheduler: Scheduler, argv: tuple[str, ...],
+        requeued: bool) -> None:
+    job_id = submit(store, "-N", "2", "--gpus-per-node=8", *argv)
+    scheduler.step()
+    first = fake.launched[job_id]
+    assert first.nodelist == ("n1", "n2")
+    assert first.node_gpus == {"n1": tuple(range(8)), "n2": tuple(range(8))}
+    assert fake.lose_node("n2") == [job_id]
+    scheduler.step()
+
+    events = store.events_since(0, limit=1000)
+    down = next(e for e in events if e.kind == EventKind.NODE_DOWN)
+    fail = next(e for e in events if e.kind == EventKind.JOB_NODE_FAIL)
+    assert down.node == "n2" and fail.node == "n2" and down.seq < fail.seq
+    assert fail.payload["reason"] == "node n2 was lost"
+    assert scheduler.node_state("n2") is NodeState.DOWN
+    row = store.get_job(job_id)
+    assert row is not None
+    if requeued:  # and started again at once, on the two nodes left
+        assert kinds(store, job_id) == ["job.submitted", "job.started", "job.node_fail",
+                                        "job.requeued", "job.started"]
+        assert fake.launched[job_id].nodelist == ("n1", "n3")
+        assert row.state is JobState.RUNNING and row.restarts == 1
+    else:
+        assert kinds(store, job_id) == ["job.submitted", "job.started", "job.node_fail"]
+        assert row.state is JobState.NODE_FAIL and job_id not in fake.launched
+
+
+def test_a_lost_node_stays_down_until_it_rejoins(store: Store, fake: FakeExecutor,
+                                                 scheduler: Scheduler) -> None:
+    fake.lose_node("n3")
+    scheduler.step()
+    job_id = submit(store, "-N", "3", "--gpus-per-node=8")
+    scheduler.step()
+    assert job_id not in fake.launched  # two nodes up: a 3-node gang waits
+    fake.lose_node("n3")  # told again: no second node.down
+    scheduler.step()
+    fake.rejoin("n3")
+    scheduler.step()
+    assert scheduler.node_state("n3") is NodeState.IDLE
+    assert fake.launched[job_id].nodelist == ("n1", "n2", "n3")
+    nodes = [(e.kind, e.node) for e in store.events_since(0, limit=1000)
+             if e.kind in (EventKind.NODE_DOWN, EventKind.NODE_UP)]
+    assert nodes == [(EventKind.NODE_DOWN, "n3"), (EventKind.NODE_UP, "n3")]
+
+
+def test_a_drained_node_that_comes_back_stays_drained(store: Store, fake: FakeExecutor,
+                                                      scheduler: Scheduler) -> None:
+    store.append([NewEvent(EventKind.NODE_DRAINED, 2.0, node="n1",
+                           payload={"reason": "maintenance"})])
+    scheduler.step()
+    fake.rejoin("n1")  # Ray says it is alive: that does not undo the operator's drain
+    scheduler.step()
+    assert scheduler.node_state("n1") is NodeState.DRAINED
