@@ -320,3 +320,16 @@ def test_factors_are_between_zero_and_one(usage: dict[tuple[str, str], float],
         unused = all(u == 0 for (p, _), u in usage.items() if p == name)
         if unused and projects.get(name, Project(name)).shares > 0:
             assert f == 1.0
+
+
+def test_charge_many_is_each_charge_in_turn() -> None:
+    charges = [("a", "x", 100.0, 0.0, 50.0), ("b", "y", 30.0, 20.0, 400.0),
+               ("a", "z", 7.0, 10.0, 10.0), ("a", "x", 5.0, 100.0, 300.0)]
+    one_by_one = UsageLedger(half_life_s=200.0)
+    for project, user, gpu_s, start_s, end_s in charges:
+        one_by_one = one_by_one.charge(project, user, gpu_s, start_s, end_s)
+    at_once = UsageLedger(half_life_s=200.0).charge_many(charges)
+    assert at_once.as_of_s == one_by_one.as_of_s == 400.0
+    assert at_once.projects == pytest.approx(one_by_one.projects, rel=1e-12)
+    assert at_once.users == pytest.approx(one_by_one.users, rel=1e-12)
+    assert UsageLedger().charge_many([]) == UsageLedger()

@@ -128,6 +128,18 @@ class SnapshotBuilder:
         for job in jobs:
             self.put(job)
 
+    def set_qos(self, qos: Mapping[str, QOS]) -> None:
+        """Use the QOS table ``qos`` from now on. Running jobs take their preemptibility,
+        grace and requeue from their QOS: they are derived anew."""
+        if dict(qos) == self._qos:
+            return
+        self._qos = dict(qos)
+        running = [self._jobs[job_id] for job_id in self._running]
+        for job in running:
+            self._forget(job)
+        for job in running:
+            self.put(job)
+
     def put(self, job: Job) -> None:
         """Add or replace the record of ``job`` (any state; terminal ones are kept only as
         a state and an exit code, for dependencies)."""

@@ -15,7 +15,7 @@ Times are seconds on the caller's clock; the module reads no clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from gefion.core.errors import InputError
@@ -97,18 +97,32 @@ class UsageLedger:
         that ended earlier (a late event) is decayed to ``as_of_s``. Either way the usage is
         worth exactly what continuous accrual would give, so charges commute.
         """
-        if not (math.isfinite(gpu_s) and gpu_s >= 0):
-            raise InputError(f"must be a finite number >= 0, got {gpu_s}", field="gpu_s")
-        if not (math.isfinite(start_s) and math.isfinite(end_s)):
-            raise InputError(f"times must be finite, got [{start_s}, {end_s}]", field="start")
-        if end_s < start_s:
-            raise InputError(f"end {end_s} is before start {start_s}", field="end")
-        ledger = self.decayed_to(end_s) if end_s > self.as_of_s else self
-        added = gpu_s * accrual_weight(start_s, end_s, ledger.as_of_s, ledger.half_life_s)
+        return self.charge_many([(project, user, gpu_s, start_s, end_s)])
+
+    def charge_many(self, charges: Iterable[tuple[str, str, float, float, float]]
+                    ) -> UsageLedger:
+        """Every ``(project, user, gpu_s, start_s, end_s)`` charge at once: the ledger that
+        :meth:`charge` gives for each in turn (charges commute), for one copy of the maps.
+        It is as of the latest end, if that is later than ``as_of_s``."""
+        items = list(charges)
+        for _, _, gpu_s, start_s, end_s in items:
+            if not (math.isfinite(gpu_s) and gpu_s >= 0):
+                raise InputError(f"must be a finite number >= 0, got {gpu_s}", field="gpu_s")
+            if not (math.isfinite(start_s) and math.isfinite(end_s)):
+                raise InputError(f"times must be finite, got [{start_s}, {end_s}]",
+                                 field="start")
+            if end_s < start_s:
+                raise InputError(f"end {end_s} is before start {start_s}", field="end")
+        if not items:
+            return self
+        latest = max(end_s for *_, end_s in items)
+        ledger = self.decayed_to(latest) if latest > self.as_of_s else self
         projects = dict(ledger.projects)
-        projects[project] = projects.get(project, 0.0) + added
         users = dict(ledger.users)
-        users[(project, user)] = users.get((project, user), 0.0) + added
+        for project, user, gpu_s, start_s, end_s in items:
+            added = gpu_s * accrual_weight(start_s, end_s, ledger.as_of_s, ledger.half_life_s)
+            projects[project] = projects.get(project, 0.0) + added
+            users[(project, user)] = users.get((project, user), 0.0) + added
         return replace(ledger, projects=projects, users=users)
 
     def project_usage(self, project: str) -> float:
