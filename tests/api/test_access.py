@@ -179,8 +179,15 @@ MATRIX: dict[tuple[str, str], tuple[Prepare, tuple[int, ...]]] = {
     ("POST", "/v1/grants"): (plain("/v1/grants", {"project": "nlp", "gpu_hours": 10}),
                              (401, 403, 403, 403, 403, 201)),
     ("GET", "/v1/reservations"): (plain("/v1/reservations"), ALL_OK),
+    # fair share and grant standing: everyone their projects' (staff: all)
+    ("GET", "/v1/share"): (plain("/v1/share"), ALL_OK),
+    ("GET", "/v1/projects/{name}/usage"): (plain("/v1/projects/nlp/usage"),
+                                           (401, 200, 200, 404, 200, 200)),
     ("POST", "/v1/reservations"): (reservation, (401, 403, 403, 403, 201, 201)),
     ("DELETE", "/v1/reservations/{name}"): (booked, (401, 403, 403, 403, 200, 200)),
+    # reports: everyone their projects' usage; another project's answers as none at all
+    ("GET", "/v1/reports/usage"): (plain("/v1/reports/usage?by=user&project=nlp"),
+                                   (401, 200, 200, 404, 200, 200)),
 }
 
 

@@ -8,7 +8,7 @@ from tests.api.helpers import NODE, SCRIPT, Site
 def test_nodes_drain_and_resume(site: Site) -> None:
     (node,) = site.http.get("/v1/nodes").json()["nodes"]
     assert node == {"name": NODE, "gpus": 2, "su": "su1", "state": "idle", "reason": None,
-                    "gpus_allocated": 0}
+                    "gpus_allocated": 0, "reservation": None, "maint_start_ts": None}
     with site.client_for(site.token_for("ops", role="operator")) as ops:
         drained = ops.post(f"/v1/nodes/{NODE}/drain", json={"reason": "bad fan"})
         assert drained.status_code == 200, drained.text

@@ -100,8 +100,8 @@ def test_wrap_parsable_hold_release_cancel_and_nodes(gefion: GefionRunner,
         "CANCELLED"
     nodes = json.loads(ok(gefion("nodes", "--json")))
     assert (nodes[0]["name"], nodes[0]["gpus"], nodes[0]["state"]) == ("node1", 2, "idle")
-    assert ok(gefion("nodes")).split()[:6] == ["NODE", "STATE", "GPUS", "ALLOC", "SU",
-                                               "REASON"]
+    assert ok(gefion("nodes")).split()[:7] == ["NODE", "STATE", "GPUS", "ALLOC", "SU",
+                                               "RESERVATION", "REASON"]
 
 
 def test_test_only_json_prints_the_parsed_job(gefion: GefionRunner, site: Site) -> None:

@@ -79,7 +79,8 @@ def test_the_machine_page_draws_every_node_in_its_scalable_unit(page: Page) -> N
         expect(section.locator("button.node")).to_have_count(count)
         expect(section.locator(".unit-count")).to_contain_text(f"{count} nodes")
     expect(page.locator("#t-gpus")).to_contain_text("of 1,528")
-    expect(page.locator("#t-power")).to_have_text("—")  # no telemetry yet: nothing made up
+    # the telemetry sampler's power of 191 modeled DGX H100 (2.4 kW each when idle)
+    expect(page.locator("#t-power")).to_have_text(re.compile(r"^\d[\d,]*\.\d kW$"))
     tile = page.locator('button.node[data-node="dgx001"]')
     expect(tile).to_have_attribute("aria-label", re.compile(r"^dgx001: \w+, \d of 8 GPUs"))
 

@@ -22,7 +22,7 @@ def test_open_creates_every_table_and_records_the_head(store: Store) -> None:
     assert {"events", "jobs", "nodes", "log_head", "alembic_version", "users", "projects",
             "memberships", "tokens", "qos", "grants", "reservations"} <= names
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert store.schema_revision() == head == head_revision() == "0002"
+    assert store.schema_revision() == head == head_revision() == "0003"
 
 
 def test_the_migrated_schema_matches_the_model(store: Store) -> None:

@@ -1,7 +1,8 @@
 """What projects may use, under ``/v1``: QOS, GPU-hour grants and advance reservations.
 
 They are data here — created, listed, deleted; charging grants and honouring reservations
-in the scheduling cycle read them from the store (``Store.list_grants()``...). Everyone
+in the scheduling cycle read them from the store (``Store.list_grants()``...): a change wakes
+the scheduler, which reads them again at its next step (:mod:`gefion.controller.tenancy`). Everyone
 signed in reads QOS and reservations (as Slurm's ``sacctmgr show qos`` and ``scontrol show
 res``); grants are a project's business: its members', operators' and admins'. Admins
 define QOS and grants; operators and admins book and delete reservations.
@@ -51,8 +52,9 @@ def router(controller: Controller) -> APIRouter:
                   preempts=frozenset(body.preempts), max_time_limit_s=body.max_time_limit_s,
                   max_gpus_per_user=body.max_gpus_per_user, grace_s=body.grace_s,
                   usage_factor=body.usage_factor, requeue=body.requeue)
-        return json_response(qos_to_json(store().create_qos(qos, ts=controller.now(),
-                                                            by=who.name)), 201)
+        made = store().create_qos(qos, ts=controller.now(), by=who.name)
+        controller.tenancy_changed()
+        return json_response(qos_to_json(made), 201)
 
     @api.get("/grants", summary="Grants of your projects (operators, admins: all)")
     def list_grants(who: Who, project: str | None = None) -> Response:
@@ -69,8 +71,9 @@ def router(controller: Controller) -> APIRouter:
         grant = Grant(body.id or "", body.project, body.gpu_hours,
                       valid_from_s=now if body.valid_from_ts is None else body.valid_from_ts,
                       valid_to_s=valid_to, funder=body.funder)
-        return json_response(grant_to_json(store().create_grant(grant, ts=now, by=who.name)),
-                             201)
+        made = store().create_grant(grant, ts=now, by=who.name)
+        controller.tenancy_changed()  # a project out of hours may start at once
+        return json_response(grant_to_json(made), 201)
 
     @api.get("/reservations", summary="Every reservation")
     def list_reservations(who: Who) -> Response:
@@ -95,12 +98,14 @@ def router(controller: Controller) -> APIRouter:
                                   projects=frozenset(body.projects),
                                   users=frozenset(body.users), maintenance=body.maintenance)
         made = store().create_reservation(reservation, ts=controller.now(), by=who.name)
+        controller.tenancy_changed()
         return json_response(reservation_json(made), 201)
 
     @api.delete("/reservations/{name}", summary="Delete a reservation (operators, admins)")
     def delete_reservation(name: str, who: Who) -> Response:
         require_staff(who, "delete reservations", target=f"reservation {name}")
         store().delete_reservation(name, ts=controller.now(), by=who.name)
+        controller.tenancy_changed()
         return json_response({"name": name, "deleted": True})
 
     return api

@@ -6,7 +6,17 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.responses import Response
 
 from gefion import __version__, portal
-from gefion.api import access, allocations, jobs, nodes, people, problems
+from gefion.api import (
+    access,
+    allocations,
+    jobs,
+    metrics,
+    nodes,
+    people,
+    problems,
+    reports,
+    share,
+)
 from gefion.api.auth import authenticate
 from gefion.api.queue import QueueView
 from gefion.api.views import json_response
@@ -43,7 +53,10 @@ def create_app(controller: Controller) -> FastAPI:
     app.include_router(nodes.router(controller), prefix="/v1", dependencies=signed_in)
     app.include_router(people.router(controller), prefix="/v1", dependencies=signed_in)
     app.include_router(allocations.router(controller), prefix="/v1", dependencies=signed_in)
+    app.include_router(share.router(controller), prefix="/v1", dependencies=signed_in)
+    app.include_router(reports.router(controller), prefix="/v1", dependencies=signed_in)
     app.include_router(_health(), prefix="/v1")
+    app.include_router(metrics.router(controller), dependencies=signed_in)  # Prometheus
     app.include_router(portal.router(controller))  # the web pages: /, /machine, ... (#7)
     app.state.controller = controller
     return app

@@ -25,6 +25,7 @@ from gefion.api.schemas import SubmitBatchBody, SubmitBody
 from gefion.api.views import event_json, exit_signal, job_json, json_response
 from gefion.controller.service import Controller
 from gefion.controller.submission import SubmitRequest, new_jobs
+from gefion.controller.telemetry import JobTelemetry
 from gefion.core.errors import AccessError, InputError
 from gefion.core.jobs import JobState
 from gefion.slurm import Submission
@@ -89,7 +90,8 @@ def router(controller: Controller, queue: QueueView, auth: Authenticator) -> API
         live = controller.live_view(row.id) if row.state is JobState.PENDING else None
         signal = exit_signal(controller.job_events(row.id)) if row.end_ts is not None \
             else None
-        return job_json(row, now=controller.now(), live=live, detail=True, signal=signal)
+        return job_json(row, now=controller.now(), live=live, detail=True, signal=signal,
+                        telemetry=job_telemetry(controller, row))
 
     @api.post("/jobs", status_code=201, summary="Submit a batch job (as sbatch)",
               responses={200: {"description": "test_only: the parsed submission"},
@@ -141,7 +143,8 @@ def router(controller: Controller, queue: QueueView, auth: Authenticator) -> API
                                     limit=limit, **visibility(who))
         now = controller.now()
         out = [job_json(r, now=now, signal=exit_signal(controller.job_events(r.id))
-                        if signals and r.end_ts is not None else None) for r in rows]
+                        if signals and r.end_ts is not None else None,
+                        telemetry=job_telemetry(controller, r)) for r in rows]
         return json_response({"jobs": out,
                               "next_after": rows[-1].id if len(rows) == limit else None})
 
@@ -177,6 +180,10 @@ def router(controller: Controller, queue: QueueView, auth: Authenticator) -> API
                                                          description="last N lines")] = None,
                        follow: bool = False) -> Response:
         row = await run_in_threadpool(visible_job, controller, who, job_id)
+        if row.project not in who.projects and \
+                await run_in_threadpool(controller.is_sensitive, row.project):
+            raise AccessError(f"job {job_id} is of sensitive project {row.project}: only its "
+                              "members read its output", target=f"job {job_id}")
         uid = logs.owner_uid(row.user)
         path = await run_in_threadpool(controller.log_path, job_id, stream)
         data, offset, truncated = await run_in_threadpool(logs.read_tail, path, tail, uid)
@@ -205,6 +212,14 @@ def router(controller: Controller, queue: QueueView, auth: Authenticator) -> API
         return Response(body, media_type=TEXT if format == "text" else "application/json")
 
     return api
+
+
+def job_telemetry(controller: Controller, row: JobRow) -> JobTelemetry | None:
+    """The telemetry sampler's view of a running job (None: not running, or unseen)."""
+    sampler = controller.sampler
+    if sampler is None or row.state is not JobState.RUNNING:
+        return None
+    return sampler.job(row.id)
 
 
 def visibility(who: Principal) -> dict[str, Any]:

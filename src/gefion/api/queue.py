@@ -64,6 +64,8 @@ class QueueRow(NamedTuple):
     array_job_id: int | None
     array_task_id: int | None
     held: bool
+    idle_gpus: bool = False  # a running job's GPUs idle for long (docs/telemetry.md)
+    idle_since_ts: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,10 +128,12 @@ class QueueView:
         column counts seconds — is answered from a small cache: squeue in a loop, or many
         users watching the queue, cost one rendering."""
         cycle = self._cycle_of_scheduler()
+        sampler = self._controller.sampler
         with self._lock:
             self._catch_up()
             key = (self._seq, id(cycle), where, fmt, utc_offset_s,
-                   int(now) if fmt == "text" else None)
+                   int(now) if fmt == "text" else None,
+                   None if sampler is None else sampler.idle_version)
             cached = self._rendered.get(key)
         if cached is not None:
             return cached[1]
@@ -153,6 +157,11 @@ class QueueView:
             r = rows[i]
             reason, eta = verdicts.get(r.id, (None, None))
             rows[i] = QueueRow._make((*r[:5], reason, *r[6:9], eta, *r[10:]))
+        sampler = self._controller.sampler
+        idle = sampler.idle_jobs() if sampler is not None else {}
+        if idle:  # running jobs whose GPUs the telemetry sampler found idle
+            rows = [r._replace(idle_gpus=True, idle_since_ts=idle[r.id]) if r.id in idle
+                    else r for r in rows]
         rows.sort(key=_by_id)
         if where.by_start:
             rows.sort(key=_start_key)

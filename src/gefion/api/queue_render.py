@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from gefion.api.queue import QueueRow
 
 
+#: After the node list of a running job whose GPUs have been idle for long.
+IDLE_MARK = "IdleGPUs"
+
+
 def render_json(rows: list[QueueRow]) -> bytes:
     """``{"jobs": [...]}``, one job per line: what ``gefion queue --json`` prints, from
     either path. Absolute times only, so that the same queue gives the same bytes."""
@@ -40,6 +44,7 @@ def render_text(rows: list[QueueRow], *, now: float, utc_offset_s: int = 0,
     """The aligned table of ``gefion queue``: ``JOBID NAME USER PROJECT STATE TIME NODES
     [START_TIME] NODELIST(REASON)``; START_TIME (``--start``) is the start of a running job
     and the planned start of a pending one, in the caller's time zone (``utc_offset_s``).
+    A running job whose GPUs are idle has ``(IdleGPUs)`` after its node list.
     Built a column at a time: 10,000 rows take about 10 ms."""
     def when(ts: float | None) -> str:
         return "N/A" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%S",
@@ -61,8 +66,8 @@ def render_text(rows: list[QueueRow], *, now: float, utc_offset_s: int = 0,
     # The last column is not padded.
     fmt = " ".join(f"%{'' if right else '-'}{max([len(name), *map(len, cells)])}s"
                    for name, right, cells in columns) + " %s"
-    where = [",".join(r.nodelist) if r.nodelist else f"({r.reason or 'None'})"
-             for r in rows]
+    where = [(",".join(r.nodelist) + (f" ({IDLE_MARK})" if r.idle_gpus else ""))
+             if r.nodelist else f"({r.reason or 'None'})" for r in rows]
     lines = [fmt % (*(name for name, _, _ in columns), "NODELIST(REASON)")]
     lines += [fmt % line
               for line in zip(*(cells for _, _, cells in columns), where, strict=True)]

@@ -16,6 +16,8 @@ from typing import Any
 from starlette.responses import Response
 
 from gefion.controller.service import NodeView
+from gefion.controller.telemetry import JobTelemetry
+from gefion.core.jobs import JobState
 from gefion.store import EventRow, JobRow
 
 #: Spec keys never sent back: the environment may hold secrets.
@@ -46,9 +48,11 @@ def exit_signal(events: list[EventRow]) -> int | None:
 
 
 def job_json(row: JobRow, *, now: float, live: Mapping[str, Any] | None = None,
-             detail: bool = False, signal: int | None = None) -> dict[str, Any]:
+             detail: bool = False, signal: int | None = None,
+             telemetry: JobTelemetry | None = None) -> dict[str, Any]:
     """One job. ``live`` (the latest cycle's reason, ETA and priority factors) wins over
-    the stored queue view; ``detail`` adds the script to the spec."""
+    the stored queue view; ``detail`` adds the script to the spec. ``telemetry``: the
+    sampler's view of a running job (power, energy so far, idle GPUs)."""
     spec = row.spec
     end = row.end_ts if row.end_ts is not None else (now if row.start_ts is not None else None)
     reason, eta_ts, priority, why = row.reason, row.eta_ts, row.priority, None
@@ -69,8 +73,25 @@ def job_json(row: JobRow, *, now: float, live: Mapping[str, Any] | None = None,
         "allocation": {node: list(gpus) for node, gpus in row.allocation},
         "exit_code": row.exit_code, "signal": signal,
         "array_job_id": row.array_job_id, "array_task_id": row.array_task_id,
+        **usage_json(row, now, telemetry),
         "spec": public_spec(spec, script=detail),
     }
+
+
+def usage_json(row: JobRow, now: float, telemetry: JobTelemetry | None) -> dict[str, Any]:
+    """GPU-seconds (raw) and energy of every run of the job, the running one up to now;
+    and, while it runs, its power and whether its GPUs are idle (docs/telemetry.md)."""
+    gpu_s, energy_j = row.gpu_s, row.energy_j
+    if row.state is JobState.RUNNING and row.start_ts is not None:
+        gpu_s += sum(len(g) for _, g in row.allocation) * max(0.0, now - row.start_ts)
+        if telemetry is not None:
+            energy_j = (energy_j or 0.0) + telemetry.energy_j
+    return {"gpu_s": gpu_s,
+            "energy_j": None if energy_j is None else round(energy_j, 3),
+            "power_w": None if telemetry is None or telemetry.power_w is None
+            else round(telemetry.power_w, 1),
+            "idle_gpus": telemetry is not None and telemetry.idle,
+            "idle_since_ts": None if telemetry is None else telemetry.idle_since_ts}
 
 
 def event_json(event: EventRow) -> dict[str, Any]:
@@ -84,4 +105,5 @@ def event_json(event: EventRow) -> dict[str, Any]:
 
 def node_json(node: NodeView) -> dict[str, Any]:
     return {"name": node.name, "gpus": node.gpus, "su": node.su, "state": node.state,
-            "reason": node.reason, "gpus_allocated": node.gpus_allocated}
+            "reason": node.reason, "gpus_allocated": node.gpus_allocated,
+            "reservation": node.reservation, "maint_start_ts": node.maint_start_ts}

@@ -366,7 +366,8 @@ def _show_fields(j: JobInfo) -> Iterator[tuple[str, object]]:
 
 def nodes(json_output: JsonOption = False, server: ServerOption = None,
           token: TokenOption = None) -> None:
-    """The nodes, as sinfo: state, GPUs allocated of all, scalable unit, drain reason."""
+    """The nodes, as sinfo: state (``maint`` in a maintenance window), GPUs allocated of
+    all, scalable unit, the reservation open on it, drain reason or coming maintenance."""
     from dataclasses import asdict
 
     with _client(server, token) as client:
@@ -374,11 +375,13 @@ def nodes(json_output: JsonOption = False, server: ServerOption = None,
     if json_output:
         _echo_json([asdict(n) for n in listed])
         return
-    table = _table("NODE", "STATE", "GPUS", "ALLOC", "SU", "REASON", right=("GPUS", "ALLOC"),
-                   wrap=("REASON",))
+    table = _table("NODE", "STATE", "GPUS", "ALLOC", "SU", "RESERVATION", "REASON",
+                   right=("GPUS", "ALLOC"), wrap=("REASON",))
     for n in listed:
+        reason = n.reason or ("" if n.maint_start_ts is None or n.state == "maint"
+                              else f"maintenance from {when(n.maint_start_ts)}")
         table.add_row(_text(n.name), n.state, str(n.gpus), str(n.gpus_allocated), _text(n.su),
-                      _text(n.reason or ""))
+                      _text(n.reservation or ""), _text(reason))
     _print(table)
 
 
@@ -458,7 +461,8 @@ def history(
     server: ServerOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Ended jobs, as sacct: state, exit code (code:signal), elapsed time, GPUs, GPU-hours."""
+    """Ended jobs, as sacct: state, exit code (code:signal), elapsed time, GPUs, GPU-hours
+    and measured energy (kWh) of all their runs."""
     import time
 
     now = time.time()
@@ -474,15 +478,19 @@ def history(
                      "state": j.state, "exit_code": j.exit_code, "signal": j.signal,
                      "exit": j.exit, "submit_ts": j.submit_ts, "start_ts": j.start_ts,
                      "end_ts": j.end_ts, "elapsed_s": j.elapsed_s, "gpus": j.gpus,
-                     "gpu_hours": round(j.gpu_hours, 6)} for j in jobs])
+                     "gpu_hours": round(j.gpu_hours, 6), "energy_j": j.energy_j,
+                     "energy_kwh": None if j.energy_kwh is None else round(j.energy_kwh, 6),
+                     "restarts": j.restarts} for j in jobs])
         return
     table = _table("JOBID", "NAME", "USER", "PROJECT", "STATE", "EXITCODE", "END",
-                   "ELAPSED", "GPUS", "GPU-HOURS",
-                   right=("JOBID", "ELAPSED", "GPUS", "GPU-HOURS"), wrap=("NAME",))
+                   "ELAPSED", "GPUS", "GPU-HOURS", "ENERGY(kWh)",
+                   right=("JOBID", "ELAPSED", "GPUS", "GPU-HOURS", "ENERGY(kWh)"),
+                   wrap=("NAME",))
     for j in jobs:
         table.add_row(str(j.id), _text(j.name), _text(j.user), _text(j.project), j.state,
                       j.exit, when(j.end_ts), clock(j.elapsed_s), str(j.gpus or 0),
-                      f"{j.gpu_hours:.2f}")
+                      f"{j.gpu_hours:.2f}",
+                      "-" if j.energy_kwh is None else f"{j.energy_kwh:.3f}")
     _print(table)
 
 

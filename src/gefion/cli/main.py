@@ -25,6 +25,8 @@ from gefion.cli.errors import GefionGroup
 from gefion.cli.jobs import register as register_job_commands
 from gefion.cli.login import login, logout, whoami
 from gefion.cli.plan import plan
+from gefion.cli.report import report_app
+from gefion.cli.share import share
 from gefion.cli.twin import twin_app
 from gefion.cli.up import up
 
@@ -66,9 +68,11 @@ app.command("up")(up)
 app.add_typer(twin_app, name="twin")
 register_job_commands(app)
 app.add_typer(admin_app, name="admin")
+app.add_typer(report_app, name="report")
 app.command("login")(login)
 app.command("logout")(logout)
 app.command("whoami")(whoami)
+app.command("share")(share)
 
 
 if __name__ == "__main__":

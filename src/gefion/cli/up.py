@@ -57,8 +57,22 @@ def up(
         "--topology", metavar="FILE",
         help="With --executor ray: a topology file (or preset) naming the Ray nodes' "
              "scalable units (default: the nodes' gefion.io/unit labels).")] = None,
+    grant_fallback_qos: Annotated[str | None, typer.Option(
+        "--grant-fallback-qos", metavar="QOS",
+        help="Let a metered project out of grant hours run its jobs in this preemptible, "
+             "free QOS (e.g. scavenger) instead of holding them (GRANT_EXHAUSTED).")] = None,
+    sample_interval: Annotated[float, typer.Option(
+        "--sample-interval", metavar="S",
+        help="Seconds between telemetry samples of the GPUs (power, utilization).")] = 5.0,
+    idle_util: Annotated[float, typer.Option(
+        "--idle-util", metavar="PCT",
+        help="A running job's GPUs are idle below this utilization (%).")] = 5.0,
+    idle_after: Annotated[str, typer.Option(
+        "--idle-after", metavar="DURATION",
+        help="Flag a job whose GPUs stay idle this long (30m, 2h, or seconds).")] = "30m",
 ) -> None:
     """Start the controller and its REST API on this host."""
+    from gefion.cli.admin import duration_s
     from gefion.controller.config import DEFAULT_DATA_DIR, ControllerConfig
     from gefion.controller.service import Controller
 
@@ -66,7 +80,10 @@ def up(
                               port=port, emulate_gpus=emulate_gpus, policy=policy,
                               kill_grace_s=kill_grace, cluster=cluster,
                               reports_dir=reports_dir, executor=executor,
-                              ray_address=ray_address, topology=topology)
+                              ray_address=ray_address, topology=topology,
+                              grant_fallback_qos=grant_fallback_qos,
+                              sample_s=sample_interval, idle_util_pct=idle_util,
+                              idle_after_s=duration_s(idle_after, field="--idle-after"))
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.log_dir.mkdir(parents=True, exist_ok=True)
     log_file = config.log_dir / "controller.log"
@@ -82,47 +99,50 @@ def up(
         sock.listen(2048)  # from here on connections wait in the backlog for the server
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
-    controller = Controller(config)
-    reattached = controller.start()
-    url = f"http://{host}:{sock.getsockname()[1]}"
-    (config.data_dir / "api.url").write_text(url + "\n")
-    admin_line = _bootstrap(controller)
-    node = controller.cluster.nodes[0]
-    kind = "emulated" if controller.emulated else "NVML"
-    where = (f"  cluster   {config.cluster}: {len(controller.cluster)} nodes, "
-             f"{controller.cluster.total_gpus} GPUs (emulated on this host)\n"
-             if config.cluster else f"  node      {node.name}: {node.gpus} GPUs ({kind})\n")
-    if config.executor == "ray":
-        where = (f"  Ray       {config.ray_address or 'a local head on 127.0.0.1'}: "
-                 f"{len(controller.cluster)} nodes, {controller.cluster.total_gpus} GPUs "
-                 f"({', '.join(controller.cluster.names[:8])}"
-                 f"{', ...' if len(controller.cluster) > 8 else ''})\n")
-    typer.echo(f"gefion controller up (policy {config.policy})\n"
-               f"  API       {url}  (OpenAPI: {url}/openapi.json)\n"
-               f"  portal    {url}/\n"
-               f"  database  {_safe_url(config.database_url)}\n"
-               f"  data      {config.data_dir}\n"
-               f"  logs      {log_file}\n"
-               + where
-               + (f"  re-attached to running jobs {reattached}\n" if reattached else "")
-               + admin_line
-               + "Ctrl-C stops the controller; running jobs go on.", err=False)
     import uvicorn
 
     from gefion.api import create_app
 
-    app = create_app(controller)
-    # A graceful shutdown waits for open streams (a portal tab's live feed, a log follow)
-    # only this long: Ctrl-C must not hang on a browser left open.
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
-                                           access_log=False, lifespan="off",
-                                           timeout_graceful_shutdown=2))
-    try:
+    controller = Controller(config)
+    app = None
+    try:  # from here on, Ctrl-C at any moment stops everything cleanly (exit 0)
+        reattached = controller.start()
+        url = f"http://{host}:{sock.getsockname()[1]}"
+        (config.data_dir / "api.url").write_text(url + "\n")
+        admin_line = _bootstrap(controller)
+        node = controller.cluster.nodes[0]
+        kind = "emulated" if controller.emulated else "NVML"
+        where = (f"  cluster   {config.cluster}: {len(controller.cluster)} nodes, "
+                 f"{controller.cluster.total_gpus} GPUs (emulated on this host)\n"
+                 if config.cluster else f"  node      {node.name}: {node.gpus} GPUs ({kind})\n")
+        if config.executor == "ray":
+            where = (f"  Ray       {config.ray_address or 'a local head on 127.0.0.1'}: "
+                     f"{len(controller.cluster)} nodes, {controller.cluster.total_gpus} GPUs "
+                     f"({', '.join(controller.cluster.names[:8])}"
+                     f"{', ...' if len(controller.cluster) > 8 else ''})\n")
+        app = create_app(controller)
+        typer.echo(f"gefion controller up (policy {config.policy})\n"
+                   f"  API       {url}  (OpenAPI: {url}/openapi.json)\n"
+                   f"  portal    {url}/\n"
+                   f"  database  {_safe_url(config.database_url)}\n"
+                   f"  data      {config.data_dir}\n"
+                   f"  logs      {log_file}\n"
+                   + where
+                   + _telemetry_line(controller)
+                   + (f"  re-attached to running jobs {reattached}\n" if reattached else "")
+                   + admin_line
+                   + "Ctrl-C stops the controller; running jobs go on.", err=False)
+        # A graceful shutdown waits for open streams (a portal tab's live feed, a log
+        # follow) only this long: Ctrl-C must not hang on a browser left open.
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
+                                               access_log=False, lifespan="off",
+                                               timeout_graceful_shutdown=2))
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down: done
         pass
     finally:
-        app.state.denials.close()  # refusals still being counted go to the log first
+        if app is not None:
+            app.state.denials.close()  # refusals still being counted go to the log first
         controller.stop()
         sock.close()
         typer.echo("gefion controller stopped")
@@ -149,6 +169,15 @@ def _bootstrap(controller: Controller) -> str:
     write_token_file(path, token)
     return (f"  admin     {admin} (new site): token {token}\n"
             f"            shown once; kept in {path} (mode 0600), where gefion finds it\n")
+
+
+def _telemetry_line(controller: Controller) -> str:
+    """Where the power readings come from, and the Prometheus endpoint (telemetry.md)."""
+    sampler = controller.sampler
+    if sampler is None:
+        return ""
+    source = "NVML" if sampler.reader is not None else "DGX H100 power model"
+    return f"  telemetry {source}, every {sampler.sample_s:g} s; Prometheus at /metrics\n"
 
 
 def _safe_url(url: str) -> str:

@@ -128,6 +128,16 @@ class AdminCalls:
     def delete_reservation(self, name: str) -> None:
         self._send("DELETE", f"/v1/reservations/{_path(name)}")
 
+    # -- fair share and grant standing ----------------------------------------------------
+    def share(self, project: str | None = None) -> dict[str, Any]:
+        """The sshare view: ``rows`` (each project, then its users) and ``grants`` (hours
+        left and forecast per project) of the projects you may see."""
+        return self._get("/v1/share", {"project": project})
+
+    def project_usage(self, project: str) -> dict[str, Any]:
+        """One project's fair-share lines and grant standing with its forecast."""
+        return self._get(f"/v1/projects/{_path(project)}/usage")
+
     def audit(self, *, after: int = 0, kinds: Iterable[str] = (),
               limit: int = 100) -> dict[str, Any]:
         """Tenancy changes and refused requests after ``after`` (admins): ``events`` and

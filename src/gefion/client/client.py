@@ -239,6 +239,15 @@ class Client(AdminCalls):
     def cluster(self) -> dict[str, Any]:
         return self._get("/v1/cluster")
 
+    def usage_report(self, *, by: str = "project", from_ts: float | None = None,
+                     to_ts: float | None = None,
+                     projects: str | Iterable[str] | None = None) -> dict[str, Any]:
+        """GPU-hours, jobs and energy per ``by`` (project, user, funder, qos) in
+        ``[from_ts, to_ts)`` (default: from the beginning to now), as
+        ``GET /v1/reports/usage`` answers: ``{"by", "from_ts", "to_ts", "rows", "total"}``."""
+        return self._get("/v1/reports/usage", {"by": by, "from": from_ts, "to": to_ts,
+                                               "project": _csv(projects)})
+
     # -- plumbing ---------------------------------------------------------------------------
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = self._send("GET", path, params=_clean(params or {})).json()

@@ -81,6 +81,11 @@ class JobInfo:
     array_job_id: int | None = None
     array_task_id: int | None = None
     spec: Mapping[str, Any] = field(default_factory=dict)
+    gpu_s: float | None = None
+    energy_j: float | None = None
+    power_w: float | None = None
+    idle_gpus: bool = False
+    idle_since_ts: float | None = None
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> JobInfo:
@@ -99,7 +104,15 @@ class JobInfo:
 
     @property
     def gpu_hours(self) -> float:
+        """GPU-hours of every run (a requeued job has several), the running one so far."""
+        if self.gpu_s is not None:
+            return self.gpu_s / 3600.0
         return (self.gpus or 0) * (self.elapsed_s or 0.0) / 3600.0
+
+    @property
+    def energy_kwh(self) -> float | None:
+        """Measured energy of every run, kWh (None: none measured)."""
+        return None if self.energy_j is None else self.energy_j / 3.6e6
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,8 @@ class QueueEntry:
     array_job_id: int | None = None
     array_task_id: int | None = None
     held: bool = False
+    idle_gpus: bool = False
+    idle_since_ts: float | None = None
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> QueueEntry:
@@ -153,7 +168,9 @@ class QueueEntry:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """A node as sinfo shows it: ``state`` idle, mixed, allocated, drained or down."""
+    """A node as sinfo shows it: ``state`` idle, mixed, allocated, drained, down or maint
+    (in an open maintenance window); the reservation open on it now, and when its next
+    maintenance starts."""
 
     name: str
     gpus: int
@@ -161,6 +178,8 @@ class NodeInfo:
     state: str
     reason: str | None
     gpus_allocated: int
+    reservation: str | None = None
+    maint_start_ts: float | None = None
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> NodeInfo:

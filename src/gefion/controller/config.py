@@ -29,7 +29,14 @@ class ControllerConfig:
     ``executor``: ``local`` (jobs run on this host) or ``ray`` (each node of a Ray cluster is
     a node: the cluster at ``ray_address``, else a one-node Ray head started on 127.0.0.1
     with this host's GPUs). ``topology``: a topology file or preset naming the Ray nodes'
-    units (and nodes expected to join); without it, the nodes' labels say."""
+    units (and nodes expected to join); without it, the nodes' labels say.
+
+    ``fairshare_half_life_s``, ``priority_calc_period_s``, ``grant_fallback_qos``: fair
+    share and grants (docs/fairshare.md, docs/controller.md).
+
+    ``sample_s``, ``idle_util_pct``, ``idle_after_s``: telemetry (docs/telemetry.md): GPUs
+    are sampled every ``sample_s``; a running job whose GPUs stay below ``idle_util_pct`` %
+    utilization for ``idle_after_s`` is flagged idle."""
 
     data_dir: Path = DEFAULT_DATA_DIR
     db_url: str | None = None
@@ -47,6 +54,16 @@ class ControllerConfig:
     executor: str = "local"
     ray_address: str | None = None
     topology: str | None = None
+    sample_s: float = 5.0
+    idle_util_pct: float = 5.0
+    idle_after_s: float = 1_800.0
+    #: fair share: usage halves every this many seconds (Slurm's PriorityDecayHalfLife)
+    fairshare_half_life_s: float = 7 * 86_400.0
+    #: fair-share factors are recomputed at most this often (Slurm's PriorityCalcPeriod)
+    priority_calc_period_s: float = 300.0
+    #: None: a metered project out of grant hours waits (GRANT_EXHAUSTED); a QOS name
+    #: (preemptible, usage factor 0, e.g. ``scavenger``): its jobs run in that QOS instead
+    grant_fallback_qos: str | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -66,8 +83,21 @@ class ControllerConfig:
                              field="emulate_gpus")
         if not 0 <= self.port <= 65_535:
             raise InputError(f"must be a TCP port (0-65535), got {self.port}", field="port")
+        if not self.fairshare_half_life_s > 0:
+            raise InputError(f"must be > 0 s, got {self.fairshare_half_life_s}",
+                             field="fairshare_half_life_s")
+        if not self.priority_calc_period_s >= 0:
+            raise InputError(f"must be >= 0 s, got {self.priority_calc_period_s}",
+                             field="priority_calc_period_s")
         if self.kill_grace_s < 0:
             raise InputError(f"must be >= 0 s, got {self.kill_grace_s}", field="kill_grace_s")
+        if not 0.1 <= self.sample_s <= 3_600:
+            raise InputError(f"must be 0.1..3600 s, got {self.sample_s}", field="sample_s")
+        if not 0 <= self.idle_util_pct <= 100:
+            raise InputError(f"must be a percentage (0-100), got {self.idle_util_pct}",
+                             field="idle_util_pct")
+        if not self.idle_after_s >= 0:
+            raise InputError(f"must be >= 0 s, got {self.idle_after_s}", field="idle_after_s")
         if self.cluster is not None:
             if not is_preset(self.cluster):
                 raise InputError(f"unknown cluster preset {self.cluster!r}; expected one of "

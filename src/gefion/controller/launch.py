@@ -25,8 +25,9 @@ def output_paths(row: JobRow, node: str = "") -> tuple[str, str]:
     return os.path.join(workdir, out), os.path.join(workdir, err)
 
 
-def launch_spec(row: JobRow, *, kill_grace_s: int) -> LaunchSpec:
-    """What the executor runs for ``row``, started on its allocation's first node."""
+def launch_spec(row: JobRow, *, kill_grace_s: int, private_output: bool = False) -> LaunchSpec:
+    """What the executor runs for ``row``, started on its allocation's first node.
+    ``private_output``: a sensitive project's job — output files only its user reads."""
     spec = row.spec
     nodes = tuple(node for node, _ in row.allocation)
     node = nodes[0]
@@ -50,4 +51,5 @@ def launch_spec(row: JobRow, *, kill_grace_s: int) -> LaunchSpec:
         cpus_per_task=int(spec.get("cpus_per_task") or 1),
         gpus_per_task=spec.get("gpus_per_task"),
         signal=None if signal is None else (int(signal[0]), int(signal[1])),
-        extra_env={"GEFION_JOB_ID": str(row.id), "GEFION_PROJECT": row.project})
+        extra_env={"GEFION_JOB_ID": str(row.id), "GEFION_PROJECT": row.project},
+        private_output=private_output)

@@ -9,8 +9,11 @@ Each step, on the wall clock:
    default when its QOS is preemptible);
 2. **sync** — every event since the last step (API submissions, cancels, holds, node
    drains, and this loop's own writes) updates the in-memory view: the job rows that are
-   active, the :class:`~gefion.core.builder.SnapshotBuilder`, the GPU indices in use;
-3. **cycle** — ``run_cycle(builder.build(now), now, policy)``, exactly as the twin calls it;
+   active, the :class:`~gefion.core.builder.SnapshotBuilder`, the GPU indices in use, and
+   the tenancy (usage folded from job events; tables read again after a tenancy event);
+3. **cycle** — ``run_cycle(builder.build(now, ...), now, policy)``, exactly as the twin
+   calls it, with the tenancy of :mod:`gefion.controller.tenancy` (projects, QOS, grants
+   and what each project has been charged, reservations, fair-share factors);
 4. **apply** — starts are committed as ``job.started`` events (with the GPU indices chosen
    here) *before* the executor launches them; preemptions go to the executor;
 5. **publish** — reasons and ETAs of pending jobs go to the store's queue view.
@@ -30,44 +33,53 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from gefion.controller.gpus import GpuMap
 from gefion.controller.launch import launch_spec
 from gefion.controller.submission import with_array_id
+from gefion.controller.telemetry import RunningJob, Sampler
+from gefion.controller.tenancy import Tenancy
 from gefion.core.builder import SnapshotBuilder
 from gefion.core.cycle import run_cycle
 from gefion.core.decisions import CycleResult, PendingReason
 from gefion.core.errors import GefionError, StateError
-from gefion.core.jobs import JobState
+from gefion.core.jobs import Job, JobState
 from gefion.core.policies.base import Policy
-from gefion.core.tenancy import DEFAULT_QOS
 from gefion.core.topology import Cluster, NodeState
 from gefion.executor import ExecutorError, JobExit
 from gefion.executor.base import Executor, NodeChange
 from gefion.executor.local import NEVER_STARTED
 from gefion.store import EventKind, EventRow, JobRow, NewEvent, SchedulingInfo, Store
 from gefion.store import apply as apply_event
+from gefion.store.records import Allocation
 
 log = logging.getLogger("gefion.controller")
 
 _ACTIVE = (JobState.PENDING, JobState.RUNNING)
 _MIN_REST_S = 0.001  # steps quicker than this are not paced
 _MAX_REST_S = 1.0
+T = TypeVar("T")
 
 
 class Scheduler:
     """One controller's loop. ``step()`` is the whole of it; ``start()`` runs it in a thread."""
 
+    #: The telemetry sampler, told of every run's end; its energy goes into the end event.
+    sampler: Sampler | None = None
+
     def __init__(self, store: Store, executor: Executor, cluster: Cluster,
                  policy: Policy, *, kill_grace_s: int, refresh_s: float = 30.0,
-                 pace: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+                 pace: float = 1.0, clock: Callable[[], float] = time.time,
+                 tenancy: Tenancy | None = None) -> None:
         self.store, self.executor, self.policy = store, executor, policy
         self.cluster = cluster
         self.kill_grace_s, self.refresh_s, self.pace = kill_grace_s, refresh_s, pace
         self.last_step_s = 0.0  # wall seconds the last step took
         self.clock = clock
-        self.builder = SnapshotBuilder(cluster)
+        #: projects, QOS, grants, reservations and usage (controller/tenancy.py)
+        self.tenancy = tenancy if tenancy is not None else Tenancy()
+        self.builder = SnapshotBuilder(cluster, qos=self.tenancy.tables.qos)
         self.rows: dict[int, JobRow] = {}  # PENDING and RUNNING jobs, as stored
         self.gpus = GpuMap({n.name: n.gpus for n in cluster.nodes})
         self.known: set[int] = set()  # job ids whose state the builder holds
@@ -89,6 +101,9 @@ class Scheduler:
         with self._lock:
             self.seen_seq = self.store.last_seq()
             self._sync_nodes()
+            self.tenancy.load(self.store, self.seen_seq)  # usage: the log up to here
+            self.builder.set_qos(self.tenancy.tables.qos)
+            self.tenancy.update_exhausted(self.clock())
             for row in self.store.active_jobs():
                 self._track(row)
             alive = set(self.executor.reattach())
@@ -147,7 +162,8 @@ class Scheduler:
             self._node_events(self.executor.node_changes(), now)
             self._reap(self.executor.poll(), now)
             self._sync()
-            snapshot = self.builder.build(now)
+            self._regrade(now)
+            snapshot = self.builder.build(now, **self.tenancy.snapshot_args(now))
             result = run_cycle(snapshot, now, self.policy)
             self.cycles += 1
             self._apply(result, now)
@@ -196,6 +212,9 @@ class Scheduler:
         if end.reason:
             info["reason"] = end.reason
         job_id, ts = end.job_id, end.end_ts
+        row = self.rows.get(job_id)
+        if self.sampler is not None and row is not None and row.state is JobState.RUNNING:
+            info.update(self.sampler.run_ended(job_id, ts, row.start_ts, row.allocation))
         if end.reason == NEVER_STARTED:  # nothing ran: start it again, as Slurm requeues
             return self._relaunch_events(job_id, ts, end.reason)
         if end.state is JobState.NODE_FAIL:  # a node of the gang was lost
@@ -235,8 +254,7 @@ class Scheduler:
         asked = row.spec.get("requeue")
         if asked is not None:
             return bool(asked)
-        qos = DEFAULT_QOS.get(row.qos)
-        return qos is not None and qos.requeues
+        return self.tenancy.tables.qos_of(self.tenancy.effective_qos(row)).requeues
 
     # -- the in-memory view -----------------------------------------------------------------
     def _write(self, events: list[NewEvent]) -> None:
@@ -253,6 +271,7 @@ class Scheduler:
                 break
             self.seen_seq = batch[-1].seq
             for event in batch:
+                self.tenancy.observe(event)
                 if event.job_id is not None:
                     if self._applied.pop(event.seq, None) is None:
                         self._sync_job(event)
@@ -260,6 +279,8 @@ class Scheduler:
                     nodes = True
         if nodes:
             self._sync_nodes()
+        if self.tenancy.refresh(self.store):  # projects, QOS, grants or reservations changed
+            self.builder.set_qos(self.tenancy.tables.qos)
 
     def _sync_job(self, event: EventRow) -> None:
         assert event.job_id is not None
@@ -290,8 +311,7 @@ class Scheduler:
             self.gpus.give(old.allocation)
         if row.state is JobState.RUNNING:
             self.gpus.take(row.allocation)
-        job = row.to_job()
-        job = replace(job, spec=with_array_id(job.spec, row.array_job_id))
+        job = self._job_of(row)
         self.builder.put(job)
         self.known.add(row.id)
         if row.state in _ACTIVE:
@@ -306,6 +326,25 @@ class Scheduler:
             self.rows.pop(row.id, None)
             self._published.pop(str(row.id), None)
 
+    def _job_of(self, row: JobRow) -> Job:
+        """The core's record of ``row``: array tasks know their array, and a job runs (or
+        would start) in its effective QOS (the grant fallback's, see controller/tenancy.py)."""
+        job = row.to_job()
+        spec = with_array_id(job.spec, row.array_job_id)
+        qos = self.tenancy.effective_qos(row)
+        if qos != spec.qos:
+            spec = replace(spec, qos=qos)
+        return replace(job, spec=spec) if spec is not job.spec else job
+
+    def _regrade(self, now: float) -> None:
+        """Projects that ran out of grant hours, or got new ones, under a grant fallback
+        QOS: their pending jobs are handed to the core in their new effective QOS."""
+        changed = self.tenancy.update_exhausted(now)
+        if changed:
+            for row in self.rows.values():
+                if row.state is JobState.PENDING and row.project in changed:
+                    self.builder.put(self._job_of(row))
+
     # -- decisions --------------------------------------------------------------------------
     def _apply(self, result: CycleResult, now: float) -> None:
         started: list[tuple[JobRow, tuple[tuple[str, tuple[int, ...]], ...]]] = []
@@ -315,8 +354,7 @@ class Scheduler:
             started.append((row, allocation))
         if started:
             seqs = self.store.append([NewEvent(EventKind.JOB_STARTED, now, job_id=row.id,
-                                               payload={"allocation": {
-                                                   node: list(idx) for node, idx in allocation}})
+                                               payload=self._start_payload(row, allocation))
                                       for row, allocation in started])
             self._applied.update(dict.fromkeys(seqs, True))  # tracked below, in memory
         launches, rows = [], []
@@ -325,7 +363,9 @@ class Scheduler:
             self.gpus.give(allocation)  # _track takes them again, once
             self._track(running)
             try:
-                launches.append(launch_spec(running, kill_grace_s=self.kill_grace_s))
+                launches.append(launch_spec(
+                    running, kill_grace_s=self.kill_grace_s,
+                    private_output=self.tenancy.is_sensitive(running.project)))
                 rows.append(running)
             except GefionError as exc:
                 self._launch_failed(row.id, exc)
@@ -342,6 +382,15 @@ class Scheduler:
                 self.executor.preempt(job_id, p.grace_s)
             except ExecutorError as exc:
                 log.warning("job %s could not be preempted: %s", job_id, exc)
+
+    def _start_payload(self, row: JobRow, allocation: Allocation) -> dict[str, Any]:
+        """``job.started``: the GPUs, and the QOS the run is in when it is not the job's own
+        (the grant fallback's): what the run is charged at, and preemptible by."""
+        payload: dict[str, Any] = {"allocation": {node: list(idx) for node, idx in allocation}}
+        qos = self.tenancy.effective_qos(row)
+        if qos != row.qos:
+            payload["qos"] = qos
+        return payload
 
     def _launch_failed(self, job_id: int, exc: Exception) -> None:
         log.warning("job %s could not be launched: %s", job_id, exc)
@@ -367,6 +416,18 @@ class Scheduler:
                 log.debug("queue view not updated: %s", exc)
 
     # -- views for the API ------------------------------------------------------------------
+    def with_tenancy(self, read: Callable[[Tenancy, float], T]) -> T:
+        """``read(tenancy, now)`` under the loop's lock: a consistent view for the API."""
+        with self._lock:
+            return read(self.tenancy, self.clock())
+
+    def running_jobs(self) -> dict[int, RunningJob]:
+        """Running jobs now: when their run started, which GPUs they hold (telemetry)."""
+        with self._lock:
+            return {r.id: RunningJob(r.start_ts, r.allocation, r.project)
+                    for r in self.rows.values()
+                    if r.state is JobState.RUNNING and r.start_ts is not None}
+
     def node_usage(self) -> dict[str, int]:
         """GPUs allocated per node now."""
         with self._lock:

@@ -14,18 +14,29 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gefion.controller.config import ControllerConfig
+from gefion.controller.gpureader import NvmlReader
 from gefion.controller.launch import output_paths
 from gefion.controller.node import emulated_cluster, local_cluster
 from gefion.controller.scheduler import Scheduler
+from gefion.controller.standing import (
+    GrantStanding,
+    ShareView,
+    grant_standing,
+    grant_standings,
+    share_view,
+)
 from gefion.controller.submission import SubmitRequest, new_jobs, parse_request
+from gefion.controller.telemetry import Sampler
+from gefion.controller.tenancy import NodeMarks, Tenancy, fallback_problem, node_marks
 from gefion.core.errors import InputError, StateError
 from gefion.core.jobs import JobState
 from gefion.core.policies import get_policy
+from gefion.core.tenancy import DEFAULT_QOS
 from gefion.core.topology import NodeState
 from gefion.executor import Executor, LocalExecutor
 from gefion.slurm import Site, Submission
@@ -35,6 +46,9 @@ if TYPE_CHECKING:
     from gefion.controller.raybody import RayBody
 
 log = logging.getLogger("gefion.controller")
+#: The telemetry sampler's checkpoint of running jobs' energy, in the data directory.
+TELEMETRY_CHECKPOINT = "telemetry.json"
+NO_MARKS = NodeMarks()
 
 
 @dataclass(frozen=True)
@@ -42,9 +56,11 @@ class NodeView:
     name: str
     gpus: int
     su: str
-    state: str  # idle, mixed, allocated, drained, down
+    state: str  # idle, mixed, allocated, drained, down, maint
     reason: str | None
     gpus_allocated: int
+    reservation: str | None = None  # the reservation whose window is open on it now
+    maint_start_ts: float | None = None  # its current or next maintenance window's start
 
 
 class Controller:
@@ -68,7 +84,9 @@ class Controller:
         self.store: Store | None = None
         self.executor: Executor | None = None
         self.scheduler: Scheduler | None = None
+        self.sampler: Sampler | None = None  # telemetry (docs/telemetry.md)
         self._clock = clock
+        self._qos_site: tuple[int, Site] = (-1, self.site)  # (tenancy version, site)
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self, *, loop: bool = True) -> list[int]:
@@ -88,8 +106,18 @@ class Controller:
         kw: dict[str, Any] = {"kill_grace_s": cfg.kill_grace_s, "refresh_s": cfg.refresh_s}
         if self._clock is not None:
             kw["clock"] = self._clock
-        self.scheduler = Scheduler(self.store, self.executor, self.cluster, self.policy, **kw)
+        tenancy = Tenancy(half_life_s=cfg.fairshare_half_life_s,
+                          calc_period_s=cfg.priority_calc_period_s,
+                          fallback_qos=cfg.grant_fallback_qos)
+        self.scheduler = Scheduler(self.store, self.executor, self.cluster, self.policy,
+                                   tenancy=tenancy, **kw)
         alive = self.scheduler.load()
+        if cfg.grant_fallback_qos is not None:
+            problem = fallback_problem(tenancy.tables, cfg.grant_fallback_qos)
+            if problem is not None:
+                self.stop()
+                raise InputError(problem, field="grant_fallback_qos")
+        self._start_sampler(loop)
         if loop:
             self.scheduler.start()
             self.scheduler.wake()
@@ -100,12 +128,30 @@ class Controller:
         supervisors; the next start re-attaches to them."""
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.sampler is not None:
+            self.sampler.stop()
         if self.executor is not None:
             self.executor.close()
         if self.store is not None:
             self.store.close()
         if self.ray is not None:
             self.ray.close()
+
+    def _start_sampler(self, loop: bool) -> None:
+        """The telemetry sampler: NVML for this host's real GPUs, the power model for
+        emulated ones and for a Ray cluster's nodes (``loop=False``: tests call
+        ``sampler.sample()`` themselves, and may set ``sampler.reader``)."""
+        cfg, scheduler = self.config, self._sched()
+        reader = None if self.emulated or self.ray is not None \
+            else NvmlReader.open(cfg.node_name)
+        self.sampler = Sampler(nodes=lambda: scheduler.cluster.nodes,
+                               running=scheduler.running_jobs, reader=reader, clock=self.now,
+                               sample_s=cfg.sample_s, idle_util_pct=cfg.idle_util_pct,
+                               idle_after_s=cfg.idle_after_s,
+                               checkpoint=cfg.data_dir / TELEMETRY_CHECKPOINT)
+        scheduler.sampler = self.sampler
+        if loop:
+            self.sampler.start()
 
     def now(self) -> float:
         import time
@@ -128,7 +174,7 @@ class Controller:
     # -- jobs -------------------------------------------------------------------------------
     def parse(self, request: SubmitRequest) -> Submission:
         """Parse without submitting (``--test-only``)."""
-        return parse_request(request, self.site)
+        return parse_request(request, self._parse_site())
 
     def submit(self, request: SubmitRequest, *, idempotency_key: str | None = None
                ) -> tuple[list[int], Submission]:
@@ -166,13 +212,25 @@ class Controller:
             except KeyError:
                 raise InputError(f"no account named {request.user!r} on this host: jobs run "
                                  "as the user who submits them", field="user") from None
-        sub = parse_request(request, self.site)
+        sub = parse_request(request, self._parse_site())
         if sub.test_only:
             raise InputError("--test-only submits nothing: use it alone, not in a batch",
                              field="argv")
         return sub, new_jobs(sub, request, default_project=self.config.default_project,
                              default_time_limit_s=self.config.default_time_limit_s,
                              node_gpus=self.site.node_gpus)
+
+    def _parse_site(self) -> Site:
+        """The site as submissions are checked against it: its QOS are the core's defaults
+        and the stored ones, read again after this process commits a tenancy change."""
+        store = self._store()
+        version, site = self._qos_site
+        if version != store.tenancy_version:
+            version = store.tenancy_version
+            names = tuple(dict.fromkeys([*DEFAULT_QOS, *(q.name for q in store.list_qos())]))
+            site = replace(self.site, qos=names)
+            self._qos_site = (version, site)
+        return site
 
     def get_job(self, job_id: int) -> JobRow:
         row = self._store().get_job(job_id)
@@ -237,14 +295,24 @@ class Controller:
 
     # -- nodes ------------------------------------------------------------------------------
     def nodes(self) -> list[NodeView]:
+        """Every node, as sinfo: a node in an open maintenance window is ``maint`` (unless
+        drained or down), and every node says which reservation holds it now and when its
+        next maintenance starts."""
         usage = self._sched().node_usage()
+        # The tables are immutable, replaced whole: read without the loop's lock.
+        marks = node_marks(self._sched().tenancy.tables.reservations, self.now())
         out = []
         for row in self._store().list_nodes():
             used = usage.get(row.name, 0)
-            state = row.state
-            if state is NodeState.IDLE and used:
-                state = NodeState.ALLOCATED if used >= row.gpus else NodeState.MIXED
-            out.append(NodeView(row.name, row.gpus, row.su, state.value, row.reason, used))
+            state = row.state.value
+            mark = marks.get(row.name, NO_MARKS)
+            if row.state is NodeState.IDLE:
+                if mark.in_maintenance:
+                    state = "maint"
+                elif used:
+                    state = (NodeState.ALLOCATED if used >= row.gpus else NodeState.MIXED).value
+            out.append(NodeView(row.name, row.gpus, row.su, state, row.reason, used,
+                                mark.reservation, mark.maint_start_ts))
         return out
 
     def drain(self, name: str, *, reason: str, by: str) -> NodeView:
@@ -260,7 +328,34 @@ class Controller:
         self._sched().wake()
         return next(n for n in self.nodes() if n.name == name)
 
+    # -- tenancy: fair share, grants, sensitive projects -------------------------------------
+    def share(self) -> ShareView:
+        """The fair-share table the scheduler uses (as sshare)."""
+        return self._sched().with_tenancy(share_view)
+
+    def grant_standings(self, project: str | None = None) -> list[GrantStanding]:
+        """Grants, hours left and forecast of every project with grants or metered (or of
+        ``project`` alone, whatever it has)."""
+        if project is None:
+            return self._sched().with_tenancy(grant_standings)
+        return [self._sched().with_tenancy(lambda t, now: grant_standing(t, project, now))]
+
+    def tenancy_changed(self) -> None:
+        """A QOS, grant or reservation was committed: the scheduler takes it in soon
+        rather than at its next periodic step."""
+        if self.scheduler is not None:
+            self.scheduler.wake()
+
+    def is_sensitive(self, project: str) -> bool:
+        """Is ``project`` flagged sensitive (its logs and outputs are its members' only)?"""
+        return self._sched().tenancy.is_sensitive(project)  # immutable tables: no lock
+
     # -- the machine ------------------------------------------------------------------------
+    def power_w(self) -> float | None:
+        """The machine's power at the telemetry's last tick, watts (None: none yet)."""
+        power = self.sampler.power_w() if self.sampler is not None else None
+        return None if power is None else round(power, 1)
+
     def summary(self) -> dict[str, Any]:
         nodes = self.nodes()
         states = self._store().count_jobs_by_state()
@@ -271,6 +366,7 @@ class Controller:
             "nodes": len(nodes), "nodes_by_state": dict(Counter(n.state for n in nodes)),
             "gpus": sum(n.gpus for n in nodes),
             "gpus_allocated": sum(n.gpus_allocated for n in nodes),
+            "power_w": self.power_w(),
             "jobs_by_state": {str(k): v for k, v in sorted(states.items())},
             "queue_by_reason": dict(sorted(reasons.items())),
             "policy": self.policy.name, "cycles": self._sched().cycles,

@@ -34,7 +34,8 @@ class LaunchSpec:
     ``signal`` is ``(signal number, seconds before the time limit)`` as in
     ``--signal=USR1@60``, sent to every process of the job (the batch shell included), and
     also the signal a preemption sends; ``extra_env`` holds Gefion's own variables and is
-    applied last.
+    applied last. ``private_output``: the job's output files are created (or, if they exist,
+    set to) mode 0600 and it runs with umask 077, so only its user reads what it writes.
     """
 
     job_id: int
@@ -65,6 +66,8 @@ class LaunchSpec:
     gpus_per_task: int | None = None
     signal: tuple[int, int] | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: a sensitive project's job: output files mode 0600 and umask 077 (docs/controller.md)
+    private_output: bool = False
 
     def __post_init__(self) -> None:
         if not self.nodelist:

@@ -124,11 +124,15 @@ def _exec_job(plan: dict[str, Any], err_w: int, supervisor_pid: int) -> None:
             os.O_APPEND if plan["open_mode"] == "append" else os.O_TRUNC)
         path = plan["stdout"]
         out = os.open(path, flags, 0o644)
+        if plan.get("private_output"):  # a sensitive project's: its user's eyes only
+            os.fchmod(out, 0o600)
         if plan["stderr"] == plan["stdout"]:
             err = out
         else:
             path = plan["stderr"]
             err = os.open(path, flags, 0o644)
+            if plan.get("private_output"):
+                os.fchmod(err, 0o600)
         stage, path = "setup", "/dev/null"
         inp = os.open("/dev/null", os.O_RDONLY)
         os.dup2(inp, 0)

@@ -14,7 +14,8 @@ Modules: :mod:`~gefion.store.records` (the dataclasses), :mod:`~gefion.store.pro
 :mod:`~gefion.store.engine` (backends, durability), :mod:`~gefion.store.writer` (group
 commit), :mod:`~gefion.store.ops` (the writes), :mod:`~gefion.store.hotpath` (their
 statements), :mod:`~gefion.store.checks` (input checks), :mod:`~gefion.store.codec`
-(JobSpec ↔ JSON), :mod:`~gefion.store.store` (the API). Tenancy — users, projects,
+(JobSpec ↔ JSON), :mod:`~gefion.store.store` (the API), :mod:`~gefion.store.usage` (runs
+and usage totals, for accounting). Tenancy — users, projects,
 memberships, API tokens, QOS, grants, reservations — is a projection of its own events:
 :mod:`~gefion.store.tenancy` (records, the pure ``apply_tenancy``),
 :mod:`~gefion.store.tenancy_schema` (tables), :mod:`~gefion.store.tenancy_ops` (the writes),

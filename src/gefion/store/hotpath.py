@@ -198,7 +198,7 @@ def _job_params(job: JobRow) -> dict[str, Any]:
         "held": job.held,
         "restarts": job.restarts, "reason": job.reason, "eta_ts": job.eta_ts,
         "priority": dumps(job.priority), "idempotency_key": job.idempotency_key,
-        "updated_seq": job.updated_seq,
+        "updated_seq": job.updated_seq, "gpu_s": job.gpu_s, "energy_j": job.energy_j,
     }
 
 

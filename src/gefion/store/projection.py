@@ -8,6 +8,11 @@ Job events (``job.*``) change one job; node events (``node.*``) change one node.
 ``allocation`` is the placement of its latest run: set on start, kept when the run ends
 (accounting and ``sacct`` read it), cleared on requeue. Leaving PENDING clears the queue
 view (``reason``, ``eta_ts``): it described a wait that is over.
+
+The end of a run (``job.finished``, ``job.cancelled``, ``job.preempted``, ``job.node_fail``
+of a RUNNING job) adds the run's GPU-seconds to ``gpu_s`` (GPUs of its allocation × seconds
+from its start to the event) and the ``energy_j`` its payload carries, if any, to
+``energy_j``: accounting is derived from the log, so a rebuild gives the same totals.
 """
 
 from __future__ import annotations
@@ -65,18 +70,20 @@ def apply(event: EventRow, job: JobRow | None) -> JobRow:
             exit_code = _optional_int(p, "exit_code")
             state = _final_state(p, exit_code)
             check_transition(job.state, state)
-            return replace(job, state=state, end_ts=event.ts, exit_code=exit_code,
-                           updated_seq=seq)
+            return replace(_run_ended(job, event), state=state, end_ts=event.ts,
+                           exit_code=exit_code, updated_seq=seq)
         case EventKind.JOB_CANCELLED:
             check_transition(job.state, JobState.CANCELLED)
-            return replace(job, state=JobState.CANCELLED, end_ts=event.ts, reason=None,
-                           eta_ts=None, updated_seq=seq)
+            return replace(_run_ended(job, event), state=JobState.CANCELLED, end_ts=event.ts,
+                           reason=None, eta_ts=None, updated_seq=seq)
         case EventKind.JOB_PREEMPTED:
             check_transition(job.state, JobState.PREEMPTED)
-            return replace(job, state=JobState.PREEMPTED, end_ts=event.ts, updated_seq=seq)
+            return replace(_run_ended(job, event), state=JobState.PREEMPTED, end_ts=event.ts,
+                           updated_seq=seq)
         case EventKind.JOB_NODE_FAIL:
             check_transition(job.state, JobState.NODE_FAIL)
-            return replace(job, state=JobState.NODE_FAIL, end_ts=event.ts, updated_seq=seq)
+            return replace(_run_ended(job, event), state=JobState.NODE_FAIL, end_ts=event.ts,
+                           updated_seq=seq)
         case EventKind.JOB_REQUEUED:
             check_transition(job.state, JobState.PENDING)
             return replace(job, state=JobState.PENDING, start_ts=None, end_ts=None,
@@ -193,6 +200,36 @@ def _submitted(event: EventRow) -> JobRow:
         )
     except KeyError as e:
         raise InputError("job.submitted lacks a field", field=f"payload.{e.args[0]}") from None
+
+
+# -- accounting -------------------------------------------------------------------------
+
+def run_gpus(allocation: Allocation) -> int:
+    """GPUs of an allocation, over all its nodes."""
+    return sum(len(gpus) for _, gpus in allocation)
+
+
+def _run_ended(job: JobRow, event: EventRow) -> JobRow:
+    """``job`` with the run that ``event`` ends added to its accounting (unchanged if the
+    job was not running: a pending job cancelled, a preempted one cancelled)."""
+    energy = _optional_energy(event.payload)
+    if job.state is not JobState.RUNNING or job.start_ts is None:
+        return job
+    gpu_s = run_gpus(job.allocation) * max(0.0, event.ts - job.start_ts)
+    if energy is None:
+        return replace(job, gpu_s=job.gpu_s + gpu_s)
+    return replace(job, gpu_s=job.gpu_s + gpu_s, energy_j=(job.energy_j or 0.0) + energy)
+
+
+def _optional_energy(p: Mapping[str, Any]) -> float | None:
+    value = p.get("energy_j")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not 0 <= value < float("inf"):
+        raise InputError(f"must be a number of joules >= 0, got {value!r}",
+                         field="payload.energy_j")
+    return float(value)
 
 
 # -- payload fields ---------------------------------------------------------------------

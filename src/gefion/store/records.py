@@ -37,6 +37,8 @@ class EventKind(StrEnum):
     JOB_FINISHED = "job.finished"      # payload: {"exit_code": int, "state"?: a final state}
     JOB_CANCELLED = "job.cancelled"    # payload: free-form (who, why)
     JOB_PREEMPTED = "job.preempted"    # payload: free-form (by whom, grace_s)
+    # The end of a run (finished, cancelled, preempted, node_fail) may carry "energy_j", the
+    # run's energy measured by the telemetry sampler (joules; docs/telemetry.md).
     JOB_REQUEUED = "job.requeued"      # PREEMPTED / NODE_FAIL → PENDING; restarts + 1
     JOB_HELD = "job.held"              # a pending job is held (not scheduled)
     JOB_RELEASED = "job.released"      # a held job is released
@@ -132,6 +134,10 @@ class JobRow:
     (:meth:`~gefion.store.Store.set_scheduling_info`), not events: a rebuild from the log
     leaves them empty until the next cycle fills them in. ``updated_seq`` is the ``seq`` of
     the last event that touched the job.
+
+    Accounting of the runs that ended (a requeued job has had several): ``gpu_s``, the GPUs
+    held × seconds held (raw, before any QOS usage factor), and ``energy_j``, the energy the
+    telemetry sampler measured, joules (None: no run of the job was measured).
     """
 
     id: int
@@ -155,6 +161,8 @@ class JobRow:
     priority: JsonObject | None = None
     idempotency_key: str | None = None
     updated_seq: int = 0
+    gpu_s: float = 0.0
+    energy_j: float | None = None
 
     def to_job(self) -> Job:
         """The core's record of this job, for a scheduling snapshot. Its spec is read back

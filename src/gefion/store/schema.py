@@ -67,6 +67,8 @@ jobs = sa.Table(
     sa.Column("priority", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("idempotency_key", sa.String(255), nullable=True),
     sa.Column("updated_seq", BigInt, nullable=False),
+    sa.Column("gpu_s", sa.Double(), nullable=False, server_default=sa.text("0")),
+    sa.Column("energy_j", sa.Double(), nullable=True),
     sa.UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
     sa.Index("ix_jobs_state_id", "state", "id"),
     sa.Index("ix_jobs_user_id", "user", "id"),
@@ -94,7 +96,8 @@ log_head = sa.Table(
 
 #: The columns of ``jobs`` that events may change after submission.
 JOB_MUTABLE_COLUMNS = ("state", "start_ts", "end_ts", "exit_code", "allocation", "held",
-                       "restarts", "reason", "eta_ts", "priority", "updated_seq")
+                       "restarts", "reason", "eta_ts", "priority", "updated_seq", "gpu_s",
+                       "energy_j")
 
 
 # -- records ↔ rows ---------------------------------------------------------------------
@@ -117,7 +120,7 @@ def job_from_db(row: sa.Row[Any]) -> JobRow:
         allocation=allocation_from_json(m["allocation"]), held=bool(m["held"]),
         restarts=m["restarts"], reason=m["reason"], eta_ts=m["eta_ts"],
         priority=m["priority"], idempotency_key=m["idempotency_key"],
-        updated_seq=m["updated_seq"],
+        updated_seq=m["updated_seq"], gpu_s=m["gpu_s"], energy_j=m["energy_j"],
     )
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from gefion.core.errors import InputError
 from gefion.core.jobs import JobState
-from gefion.store import checks, ops, projection
+from gefion.store import checks, ops, projection, usage
 from gefion.store import engine as engines
 from gefion.store.recent import RecentEvents
 from gefion.store.records import EventKind, EventRow, JobRow, NewEvent, NewJob, NodeRow
@@ -288,6 +288,19 @@ class Store(TenancyStore):
         with self._read() as conn:
             rows = conn.execute(sa.select(nodes).order_by(nodes.c.name)).all()
         return [node_from_db(r) for r in rows]
+
+    def runs(self, *, since_ts: float, until_ts: float,
+             projects: Iterable[str] | None = None) -> list[usage.Run]:
+        """The runs of jobs (a requeued job has several) that overlap ``[since_ts,
+        until_ts)``, of ``projects`` only if given (:mod:`gefion.store.usage`)."""
+        with self._read() as conn:
+            return usage.read_runs(conn, since_ts=since_ts, until_ts=until_ts,
+                                   projects=None if projects is None else set(projects))
+
+    def usage_totals(self) -> list[usage.UsageTotal]:
+        """Raw GPU-seconds and measured joules of every ended run, per (project, QOS)."""
+        with self._read() as conn:
+            return usage.usage_totals(conn)
 
     def replay(self) -> tuple[dict[int, JobRow], dict[str, NodeRow]]:
         """The projections as the log alone says (jobs by id, nodes by name), computed in

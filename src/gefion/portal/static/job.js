@@ -83,15 +83,22 @@ async function act(action) {
 
 function usage() {
   const gpuh = document.getElementById('job-gpuh');
-  if (job.start_ts === null) {
+  if (typeof job.gpu_s === 'number' && (job.gpu_s > 0 || job.start_ts === null)) {
+    gpuh.textContent = job.gpu_s > 0 ? number(job.gpu_s / 3600, 3) : '—';  // every run
+  } else if (job.start_ts === null) {
     gpuh.textContent = '—';
   } else {
     const end = job.end_ts ?? serverNow();
     gpuh.textContent = number(((job.gpus || 0) * Math.max(0, end - job.start_ts)) / 3600, 3);
   }
-  // TODO(#5): energy per job, integrated from the telemetry sampler's power samples. None
-  // is recorded yet, and none is estimated here.
-  document.getElementById('job-energy').textContent = '— (no power telemetry yet)';
+  // Energy: the telemetry sampler's integral over the job's own GPUs (docs/telemetry.md).
+  const energy = document.getElementById('job-energy');
+  if (typeof job.energy_j === 'number') {
+    energy.textContent = `${number(job.energy_j / 3.6e6, 3)} kWh${job.state === 'RUNNING' ? ' so far' : ''}`
+      + (job.idle_gpus ? ' (GPUs idle)' : '');
+  } else {
+    energy.textContent = job.start_ts === null ? '—' : '— (not measured)';
+  }
   const p = job.priority;
   const box = document.getElementById('job-priority');
   if (job.state === 'PENDING' && p) {

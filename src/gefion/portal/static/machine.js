@@ -152,8 +152,7 @@ function totals(cluster) {
   set('t-nodes', `${number(inUse)} of ${number(cluster.nodes)}`);
   set('t-queue', `${number(cluster.jobs_by_state.PENDING || 0)} pending`);
   set('t-running', number(cluster.jobs_by_state.RUNNING || 0));
-  // TODO(#5): the energy sampler's machine power; /v1/cluster has no power_w until then,
-  // and none is made up here.
+  // The telemetry sampler's machine power (docs/telemetry.md); none before its first tick.
   set('t-power', typeof cluster.power_w === 'number' ? `${(cluster.power_w / 1000).toFixed(1)} kW` : '—');
 }
 
