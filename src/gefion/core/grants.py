@@ -16,7 +16,7 @@ the burn-down people read; times in seconds. A *charge* is a ``(time_s, gpu_s)``
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from gefion.core.errors import InputError
 from gefion.core.tenancy import Grant, Project
@@ -87,6 +87,20 @@ def _checked(charges: Iterable[Charge]) -> list[Charge]:
     return out
 
 
+def spend(pool: Sequence[Grant], left: list[float], t: float, due: float) -> float:
+    """Charge ``due`` GPU-seconds at ``t`` to the grants of ``pool`` active then, in pool
+    order (earliest expiry first), taking from ``left`` (each grant's GPU-seconds left,
+    updated in place); what none could take."""
+    for i, g in enumerate(pool):
+        if due <= 0:
+            break
+        if g.active(t):
+            spent = min(left[i], due)
+            left[i] -= spent
+            due -= spent
+    return due
+
+
 def burn_down(grants: Iterable[Grant],
               charges: Iterable[Charge]) -> list[tuple[float, float]]:
     """GPU-hours left in a pool of grants (normally one project's) over time.
@@ -107,14 +121,7 @@ def burn_down(grants: Iterable[Grant],
     times.update(g.valid_to_s for g in pool if math.isfinite(g.valid_to_s))
     points: list[tuple[float, float]] = []
     for t in sorted(times):
-        due = due_at.get(t, 0.0)
-        for i, g in enumerate(pool):
-            if due <= 0:
-                break
-            if g.active(t):
-                spent = min(left[i], due)
-                left[i] -= spent
-                due -= spent
+        spend(pool, left, t, due_at.get(t, 0.0))
         active_left = math.fsum(left[i] for i, g in enumerate(pool) if g.active(t))
         points.append((t, active_left / SECONDS_PER_HOUR))
     return points

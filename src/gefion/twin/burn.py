@@ -26,7 +26,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gefion.core.grants import SECONDS_PER_HOUR, burn_down
+from gefion.core.grants import SECONDS_PER_HOUR, burn_down, spend
 from gefion.core.tenancy import Grant
 from gefion.twin.result import SimResult
 
@@ -39,17 +39,7 @@ def unfunded_gpu_s(grants: Iterable[Grant], charges: Iterable[tuple[float, float
     """GPU-seconds of ``charges`` that no grant active at their time could take."""
     pool = sorted(grants, key=lambda g: (g.valid_to_s, g.id))
     left = [g.gpu_s for g in pool]
-    out = 0.0
-    for t, due in sorted(charges):
-        for i, g in enumerate(pool):
-            if due <= 0:
-                break
-            if g.active(t):
-                spent = min(left[i], due)
-                left[i] -= spent
-                due -= spent
-        out += due
-    return out
+    return sum(spend(pool, left, t, due) for t, due in sorted(charges))
 
 
 def _thin(points: Sequence[tuple[float, float]], keep: int | None) -> list[list[float]]:
