@@ -149,6 +149,7 @@ def test_an_operator_drains_a_node_and_the_machine_page_shows_it(page: Page) -> 
         "once")
     row = operator.locator('#nodes tr[data-node="dgx042"]')
     expect(row.locator(".state")).to_have_text("drained")
+    expect(operator.locator("#idle-jobs")).to_contain_text("none flagged")  # emulated: unknown
     screenshot(operator, "operator")
     expect(tile).to_have_class(re.compile(r"\bstate-drained\b"))
     expect(tile).to_contain_text("drain")  # said in text, not by colour alone
@@ -187,7 +188,11 @@ def test_the_project_page_burns_a_grant_down_and_forecasts_it(page: Page,
     expect(page.locator("#burn svg path.series")).to_have_count(2)  # used, and forecast
     expect(page.locator("#burn svg path.forecast")).to_have_count(1)
     expect(page.locator("#fairshare")).to_contain_text("Entitlement")
-    expect(page.locator("#members tbody")).to_contain_text(ME)
+    expect(page.locator("#forecast")).to_contain_text("burn rate")  # the scheduler's forecast
+    expect(page.locator("#fairshare")).to_contain_text(re.compile(r"Fair-share factor\s*\d\.\d{4}"))
+    mine = page.locator(f'#members tr[data-user="{ME}"] td')  # from the usage report by user
+    expect(mine.nth(2)).to_have_text(re.compile(r"^\d[\d,]*\.\d\d$"))  # GPU-hours
+    expect(mine.nth(4)).not_to_have_text("0")  # jobs: the burner at least
 
 
 def test_the_twin_page_shows_a_reports_tables_and_plots(page: Page) -> None:

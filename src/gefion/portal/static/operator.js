@@ -1,4 +1,5 @@
-// The operator page: drain and resume nodes, idle-GPU flags, the reservations calendar
+// The operator page: drain and resume nodes, idle-GPU flags (running jobs whose GPUs the
+// telemetry sees idle, and free GPUs while jobs wait), the reservations calendar
 // (one-off and recurring reservations, drawn day by day over this week).
 import {
   api, el, live, announce, showProblem, number, clock, timeEl, duration,
@@ -75,6 +76,23 @@ function idle(cluster) {
   document.getElementById('idle').replaceChildren(...items);
 }
 
+/** The running jobs whose GPUs the telemetry sampler sees idle (`idle_gpus`). */
+function idleJobs(jobs) {
+  const box = document.getElementById('idle-jobs');
+  const flagged = jobs.filter((j) => j.idle_gpus);
+  if (!flagged.length) {
+    box.replaceChildren(el('p', { class: 'empty-state' }, 'No running job has idle GPUs: none flagged.'));
+    return;
+  }
+  box.replaceChildren(el('div', { class: 'table-wrap' }, el('table', { class: 'jobs', id: 'idle-table' },
+    el('caption', { class: 'visually-hidden' }, 'Running jobs with idle GPUs'),
+    el('thead', {}, el('tr', {}, ['Job', 'User', 'Project', 'Nodes', 'Idle since'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, flagged.map((j) => el('tr', { 'data-job': j.id },
+      el('td', {}, el('a', { href: `/jobs/${j.id}` }, `${j.id} ${j.name || ''}`.trim())),
+      el('td', {}, j.user), el('td', {}, j.project), el('td', { class: 'mono' }, j.nodelist.join(', ') || '—'),
+      el('td', {}, j.idle_since_ts === null ? '—' : timeEl(j.idle_since_ts))))))));
+}
+
 const DAY_S = 86400;
 
 /** Each occurrence of reservation `r` that overlaps [from, to): [start, end] pairs. */
@@ -133,8 +151,8 @@ function calendar(reservations) {
 }
 
 async function refresh() {
-  const [nodeList, cluster, booked] = await Promise.all([
-    api('/v1/nodes'), api('/v1/cluster'), api('/v1/reservations')]);
+  const [nodeList, cluster, booked, running] = await Promise.all([
+    api('/v1/nodes'), api('/v1/cluster'), api('/v1/reservations'), api('/v1/jobs?state=RUNNING&limit=1000')]);
   nodes = nodeList.nodes;
   const names = document.getElementById('node-names');
   if (names.children.length !== nodes.length) {
@@ -142,6 +160,7 @@ async function refresh() {
   }
   render();
   idle(cluster);
+  idleJobs(running.jobs);
   calendar(booked.reservations);
 }
 

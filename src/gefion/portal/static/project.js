@@ -1,12 +1,14 @@
-// A project: its grants with a burn-down and a forecast, its fair-share standing, and the
-// GPU-hours used by each member — from the API's grants and project, and the project's job
-// records (start, end and GPUs of each job).
-import { api, el, live, number, serverNow, clock, timeEl, factor, whoami } from './lib.js';
+// A project: its grants with a burn-down and the scheduler's forecast, its fair-share
+// standing, and the GPU-hours and energy used by each member — from the API's grants,
+// project, project usage (/v1/projects/{name}/usage: the fair-share rows of /v1/share and
+// the grant standing), usage report by user, and the project's job records (the burn-down).
+import {
+  api, el, live, number, serverNow, clock, timeEl, factor, whoami, duration, ApiError,
+} from './lib.js';
 
 const project = document.getElementById('main').dataset.project;
 const enc = encodeURIComponent(project);
 const MAX_JOBS = 5000; // job records read at most (5 pages of the API)
-const WEEK_S = 7 * 86400;
 const SVG = 'http://www.w3.org/2000/svg';
 
 async function projectJobs() {
@@ -40,21 +42,21 @@ function svg(tag, attrs, ...children) {
   return node;
 }
 
-/** The grants in force now, and where they stand: granted, used, left, the burn rate of the
- *  last week (or of the window, if shorter) and when that rate empties them. */
-function standing(grants, jobs, now) {
+/** The grants in force now and where they stand. The numbers (granted, left, burn rate,
+ *  when they run out, when they lapse) are the scheduler's (`server`: the `grants` of
+ *  /v1/projects/{name}/usage); the window's start is where the burn-down is drawn from. */
+function standing(grants, server, now) {
   const active = grants.filter((g) => g.valid_from_ts <= now && (g.valid_to_ts === null || now < g.valid_to_ts));
-  if (!active.length) return null;
+  if (!active.length || !server) return null;
   const start = Math.min(...active.map((g) => g.valid_from_ts));
-  const ends = active.map((g) => g.valid_to_ts).filter((t) => t !== null);
-  const end = ends.length ? Math.min(...ends) : null;
-  const total = active.reduce((sum, g) => sum + g.gpu_hours, 0);
-  const spent = used(jobs, start, now);
-  const span = Math.min(WEEK_S, now - start);
-  const rate = span > 0 ? used(jobs, now - span, now) / span : 0; // GPU-hours per second
-  const left = Math.max(0, total - spent);
-  const emptyAt = rate > 0 ? now + left / rate : null;
-  return { active, start, end, total, spent, left, rate, emptyAt };
+  const total = server.granted_gpu_hours;
+  const left = Math.max(0, server.left_gpu_hours);
+  return {
+    active, start, end: server.expires_ts, total, left, spent: total - left,
+    rate: server.burn_gpu_hours_per_hour / 3600, // GPU-hours per second
+    perHour: server.burn_gpu_hours_per_hour, window: server.burn_window_s,
+    emptyAt: server.runs_out_ts, exhausted: server.exhausted,
+  };
 }
 
 function grantsSection(grants, s, now) {
@@ -80,14 +82,17 @@ function grantsSection(grants, s, now) {
   box.replaceChildren(...parts);
 }
 
+/** A burn window in words: 7 days, 5.0 hours, 12:34 (minutes). */
+const span = (seconds) => (seconds >= 86400 ? `${number(seconds / 86400, seconds % 86400 ? 1 : 0)} days`
+  : seconds >= 3600 ? `${number(seconds / 3600, 1)} hours` : duration(seconds));
+
 function forecastText(s) {
-  const head = `${number(s.spent, 1)} of ${number(s.total, 1)} GPU-hours used since ${clock(s.start)}; ${number(s.left, 1)} left. `;
-  const perDay = s.rate * 86400;
-  if (s.left <= 0) return `${head}The grants in force are used up.`;
+  const head = `${number(s.spent, 1)} of ${number(s.total, 1)} GPU-hours used; ${number(s.left, 1)} left. `;
+  if (s.left <= 0 || s.exhausted) return `${head}The grants in force are used up.`;
   if (s.emptyAt === null) return `${head}Nothing is being used: at this rate the grants last${s.end ? ` to their end, ${clock(s.end)}` : ''}.`;
-  const pace = `At the last week's pace (${number(perDay, 1)} GPU-hours a day), `;
+  const pace = `At the scheduler's burn rate (${number(s.perHour, 2)} GPU-hours an hour over the last ${span(s.window)}), `;
   if (s.end !== null && s.emptyAt >= s.end) {
-    return `${head}${pace}${number(s.left - s.rate * (s.end - serverNow()), 1)} GPU-hours are left when the grant ends, ${clock(s.end)}.`;
+    return `${head}${pace}${number(Math.max(0, s.left - s.rate * (s.end - serverNow())), 1)} GPU-hours are left when the grants end, ${clock(s.end)}.`;
   }
   return `${head}${pace}they run out around ${clock(s.emptyAt)}.`;
 }
@@ -135,7 +140,7 @@ function chart(jobs, s, now) {
       parts.push(svg('path', { class: 'series forecast', d: line([[now, s.spent], [tEnd, vEnd]]) }));
     }
     parts.push(svg('line', { class: 'now', x1: x(now), y1: T, x2: x(now), y2: H - B }));
-    label = `GPU-hours left of the grants in force, from ${clock(t0)}: ${number(s.left, 1)} of ${number(s.total, 1)} now; dashed: the forecast at the last week's pace`;
+    label = `GPU-hours left of the grants in force, from ${clock(t0)}: ${number(s.left, 1)} of ${number(s.total, 1)} now; dashed: the scheduler's forecast at its burn rate`;
   } else {
     label = `GPU-hours used by ${project} from ${clock(t0)} to now: ${number(past[past.length - 1][1], 2)} (no grant in force)`;
   }
@@ -143,7 +148,9 @@ function chart(jobs, s, now) {
     el('figcaption', {}, `${label}.`));
 }
 
-async function fairshare(info, jobs) {
+const pct = (v) => `${(100 * v).toFixed(1)}%`;
+
+async function fairshare(info, usage) {
   const rows = [['Shares', String(info.shares)]];
   const who = await whoami();
   if (who.staff) {
@@ -151,22 +158,42 @@ async function fairshare(info, jobs) {
     const total = all.projects.reduce((sum, p) => sum + p.shares, 0);
     if (total > 0) rows.push(['Entitlement', `${((100 * info.shares) / total).toFixed(1)}% of the machine (${info.shares} of ${total} shares)`]);
   }
-  const pending = jobs.find((j) => j.state === 'PENDING' && j.priority);
-  rows.push(['Fair-share factor', pending
-    ? `${factor(pending.priority.fairshare)} (the scheduler's, for pending job ${pending.id})`
-    : '— (shown while a job of the project waits)']);
+  const share = usage ? usage.share : [];
+  const own = share.find((r) => r.user === null);
+  if (own) {
+    rows.push(['Fair-share factor', factor(own.fairshare)]);
+    rows.push(['Shares vs usage', `${pct(own.norm_shares)} of the shares, ${pct(own.effective_usage)} of the (decayed) usage`]);
+    rows.push(['As of', timeEl(usage.as_of_ts)]);
+  } else {
+    rows.push(['Fair-share factor', '— (not computed yet)']);
+  }
   if (info.max_gpus) rows.push(['GPU limit', `${info.max_gpus} GPUs at once`]);
   document.getElementById('fairshare').replaceChildren(...rows.map(([k, v]) =>
     el('div', {}, el('dt', {}, k), el('dd', {}, v))));
+  const users = share.filter((r) => r.user !== null).sort((a, b) => a.user.localeCompare(b.user));
+  document.querySelector('#share-users tbody').replaceChildren(...(users.length ? users.map((r) =>
+    el('tr', { 'data-user': r.user }, el('td', {}, r.user),
+      el('td', { class: 'num' }, number(r.raw_usage_gpu_s / 3600, 2)),
+      el('td', { class: 'num' }, pct(r.norm_shares)),
+      el('td', { class: 'num' }, factor(r.fairshare)))) : [el('tr', {}, el('td', { colspan: 4 }, 'No member standing yet.'))]));
 }
 
-function members(jobs, now, complete, people) {
-  const by = new Map(people.map((m) => [m.user, { role: m.role, hours: 0, jobs: 0, running: 0, pending: 0 }]));
+function members(jobs, report, people) {
+  const blank = (role) => ({ role, hours: 0, kwh: 0, measured: false, jobs: 0, running: 0, pending: 0 });
+  const by = new Map(people.map((m) => [m.user, blank(m.role)]));
+  const get = (user) => {
+    if (!by.has(user)) by.set(user, blank('not a member'));
+    return by.get(user);
+  };
+  for (const row of report ? report.rows : []) {
+    const m = get(row.user);
+    m.hours = row.gpu_hours;
+    m.kwh = row.energy_kwh;
+    m.measured = row.unmeasured_gpu_hours < row.raw_gpu_hours;
+    m.jobs = row.jobs;
+  }
   for (const job of jobs) {
-    if (!by.has(job.user)) by.set(job.user, { role: 'not a member', hours: 0, jobs: 0, running: 0, pending: 0 });
-    const m = by.get(job.user);
-    m.hours += used([job], -Infinity, now);
-    m.jobs += 1;
+    const m = get(job.user);
     if (job.state === 'RUNNING') m.running += 1;
     if (job.state === 'PENDING') m.pending += 1;
   }
@@ -174,25 +201,38 @@ function members(jobs, now, complete, people) {
   const names = [...by.keys()].sort((a, b) => by.get(b).hours - by.get(a).hours || a.localeCompare(b));
   body.replaceChildren(...(names.length ? names.map((name) => {
     const m = by.get(name);
-    return el('tr', {}, el('td', {}, name), el('td', {}, m.role), el('td', { class: 'num' }, number(m.hours, 2)),
+    return el('tr', { 'data-user': name }, el('td', {}, name), el('td', {}, m.role),
+      el('td', { class: 'num' }, number(m.hours, 2)),
+      el('td', { class: 'num' }, m.measured ? number(m.kwh, 2) : '—'),
       el('td', { class: 'num' }, String(m.jobs)), el('td', { class: 'num' }, String(m.running)),
       el('td', { class: 'num' }, String(m.pending)));
-  }) : [el('tr', {}, el('td', { colspan: 6 }, 'No members and no jobs.'))]));
-  document.getElementById('members-note').textContent = complete
-    ? `GPU-hours from the project's ${jobs.length} job records.`
-    : `GPU-hours from the project's first ${jobs.length} job records only.`;
+  }) : [el('tr', {}, el('td', { colspan: 7 }, 'No members and no jobs.'))]));
+  document.getElementById('members-note').textContent = report
+    ? `GPU-hours (charged) and energy ${report.from_ts > 0 ? `since ${clock(report.from_ts)}` : 'ever'}, from the usage report by user; running and pending from the queue.`
+    : 'No usage report for this project.';
+}
+
+/** `path`'s JSON, or null where the API answers 404 (nothing to show). */
+async function optional(path) {
+  try {
+    return await api(path);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return null;
+    throw error;
+  }
 }
 
 async function refresh() {
-  const [info, grants, { jobs, complete }] = await Promise.all([
-    api(`/v1/projects/${enc}`), api(`/v1/grants?project=${enc}`), projectJobs()]);
+  const [info, grants, { jobs }, usage, report] = await Promise.all([
+    api(`/v1/projects/${enc}`), api(`/v1/grants?project=${enc}`), projectJobs(),
+    optional(`/v1/projects/${enc}/usage`), optional(`/v1/reports/usage?by=user&project=${enc}`)]);
   const now = serverNow();
   const sorted = [...grants.grants].sort((a, b) => a.valid_from_ts - b.valid_from_ts);
-  const s = standing(sorted, jobs, now);
+  const s = standing(sorted, usage ? usage.grants : null, now);
   grantsSection(sorted, s, now);
   chart(jobs, s, now);
-  members(jobs, now, complete, info.members);
-  await fairshare(info, jobs);
+  members(jobs, report, info.members);
+  await fairshare(info, usage);
 }
 
 live(refresh);
