@@ -63,6 +63,11 @@ Report = Annotated[Path | None, typer.Option(
     "--report", metavar="DIR", show_default=False,
     help="Write a Markdown report with PNG plots into DIR.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no notes.")]
+PolicyOpt = Annotated[str, typer.Option(
+    "--policy", metavar="NAME", help="fifo, fifo-backfill, las or gefion.")]
+LoadOpt = Annotated[float, typer.Option(
+    "--load", metavar="X", help="Load factor: divides every submit time (1.5 = 50% more "
+                                "jobs per hour).")]
 TenancyOpt = Annotated[Path | None, typer.Option(
     "--tenancy", metavar="FILE", show_default=False,
     help="Projects (shares, max_gpus, metered, sensitive), QOS, grants, usage and "
@@ -154,11 +159,8 @@ def _notes(quiet: bool) -> Console | None:
 def run(
     trace: Trace,
     cluster: ClusterOpt = "gefion",
-    policy: Annotated[str, typer.Option(
-        "--policy", metavar="NAME", help="fifo, fifo-backfill, las or gefion.")] = "gefion",
-    load: Annotated[float, typer.Option(
-        "--load", metavar="X", help="Load factor: divides every submit time (1.5 = 50% more "
-                                    "jobs per hour).")] = 1.0,
+    policy: PolicyOpt = "gefion",
+    load: LoadOpt = 1.0,
     seed: Seed = 0,
     from_: From = None,
     to: To = None,
@@ -345,9 +347,8 @@ def sensitive_cost(
         "--sensitive", metavar="P1,P2", show_default=False,
         help="The projects whose sensitive flag is measured.")],
     cluster: ClusterOpt = "gefion",
-    policy: Annotated[str, typer.Option(
-        "--policy", metavar="NAME", help="fifo, fifo-backfill, las or gefion.")] = "gefion",
-    load: Annotated[float, typer.Option("--load", metavar="X", help="Load factor.")] = 1.0,
+    policy: PolicyOpt = "gefion",
+    load: LoadOpt = 1.0,
     seed: Seed = 0,
     from_: From = None,
     to: To = None,
