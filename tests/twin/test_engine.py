@@ -61,9 +61,10 @@ from gefion.core.policies import get_policy
 from gefion.core.reservations import Reservation
 from gefion.core.tenancy import QOS
 from gefion.core.topology import preset
-from gefion.twin.engine import TWIN_QOS, FailureModel, job_spec, simulate
+from gefion.twin.engine import TWIN_QOS, FailureModel, simulate
 from gefion.twin.power import DGX_H100
 from gefion.twin.result import SimResult
+from gefion.twin.specs import job_spec
 from gefion.twin.state import ClusterState, JobRun
 from gefion.twin.traces import Trace, TraceJob, load_trace
 from gefion.twin.workload import apply_workload_model

@@ -89,15 +89,15 @@ def parse_plan(text: str, source: str, base_dir: Path) -> PlanInput:
     params: dict[str, object] = {} if params_value is None else {
         key: to_plain(v.data) for key, v in params_value.as_entries()}
 
-    qos = _qos(f)
-    projects = _projects(f)
+    qos = read_qos(f)
+    projects = read_projects(f)
     known_projects = projects if "projects" in f else None
-    grants = _grants(f, known_projects)
+    grants = read_grants(f, known_projects)
     charged: dict[str, float] = {}
     for name, v in f.get("usage").as_entries():
-        _check_project(v, name, known_projects)
+        check_project(v, name, known_projects)
         charged[name] = v.as_float(ge=0, finite=True)
-    reservations = _reservations(f, cluster)
+    reservations = read_reservations(f, cluster)
 
     jobs = JobReader(cluster, now, qos, known_projects,
                      {r.name for r in reservations}).read(f)
@@ -129,13 +129,13 @@ def _node_states(f: Fields, cluster: Cluster) -> Cluster:
     return cluster.with_states(states) if states else cluster
 
 
-def _check_project(v: Value, name: str, known: dict[str, Project] | None) -> None:
+def check_project(v: Value, name: str, known: dict[str, Project] | None) -> None:
     if known is not None and name not in known:
         raise v.error(f"unknown project {name!r}; the file's projects are "
                       f"{', '.join(sorted(known)) or 'none'}")
 
 
-def _qos(f: Fields) -> dict[str, QOS]:
+def read_qos(f: Fields) -> dict[str, QOS]:
     """``DEFAULT_QOS`` updated with the file's: an entry replaces a default of its name."""
     out = dict(DEFAULT_QOS)
     preempts: list[tuple[str, Value]] = []
@@ -170,7 +170,7 @@ def _qos(f: Fields) -> dict[str, QOS]:
     return out
 
 
-def _projects(f: Fields) -> dict[str, Project]:
+def read_projects(f: Fields) -> dict[str, Project]:
     out: dict[str, Project] = {}
     for name, v in f.get("projects").as_entries():
         p = v.as_fields((), PROJECT_KEYS, null_ok=True)
@@ -190,7 +190,7 @@ def _projects(f: Fields) -> dict[str, Project]:
     return out
 
 
-def _grants(f: Fields, projects: dict[str, Project] | None) -> tuple[Grant, ...]:
+def read_grants(f: Fields, projects: dict[str, Project] | None) -> tuple[Grant, ...]:
     out: list[Grant] = []
     seen: dict[str, Value] = {}
     for item in f.items("grants"):
@@ -202,7 +202,7 @@ def _grants(f: Fields, projects: dict[str, Project] | None) -> tuple[Grant, ...]
                                 f"{seen[grant_id].line})")
         seen[grant_id] = g.get("id")
         project = g.string("project")
-        _check_project(g.get("project"), project, projects)
+        check_project(g.get("project"), project, projects)
         try:
             out.append(Grant(grant_id, project, g.number("gpu_hours", ge=0, finite=True),
                              g.number("valid_from", 0.0),
@@ -213,7 +213,7 @@ def _grants(f: Fields, projects: dict[str, Project] | None) -> tuple[Grant, ...]
     return tuple(out)
 
 
-def _reservations(f: Fields, cluster: Cluster) -> tuple[Reservation, ...]:
+def read_reservations(f: Fields, cluster: Cluster) -> tuple[Reservation, ...]:
     out: list[Reservation] = []
     seen: dict[str, Value] = {}
     for item in f.items("reservations"):
@@ -300,7 +300,7 @@ class JobReader:
                                 f"{self.ids[job_id].line})")
         self.ids[job_id] = j.get("id")
         project = j.string("project")
-        _check_project(j.get("project"), project, self.projects)
+        check_project(j.get("project"), project, self.projects)
         qos = j.string("qos", "normal")
         if qos not in self.qos:
             raise j.error("qos", f"unknown QOS {qos!r}; known: {', '.join(sorted(self.qos))}")

@@ -23,7 +23,7 @@ that holds everyone back (``CycleResult.barrier``), and while it does not fit, n
 start.
 
 The scheduler never sees a true runtime: a job's :class:`~gefion.core.jobs.JobSpec` carries
-only its time limit. Trace jobs become specs by :func:`job_spec` (see docs/twin.md).
+only its time limit. Trace jobs become specs by :func:`gefion.twin.specs.job_spec`.
 Units: seconds, GPUs, watts, joules.
 """
 
@@ -43,24 +43,23 @@ import numpy as np
 from gefion.core.builder import SnapshotBuilder
 from gefion.core.cycle import run_cycle
 from gefion.core.decisions import CycleResult
-from gefion.core.errors import InputError, SpecError
+from gefion.core.errors import InputError
 from gefion.core.grants import grant_balances
 from gefion.core.invariants import assert_invariants
-from gefion.core.jobs import Job, JobSpec, JobState, Shape, check_transition
+from gefion.core.jobs import Job, JobSpec, JobState, check_transition
 from gefion.core.policies.base import Policy
 from gefion.core.reservations import Reservation
 from gefion.core.snapshot import Snapshot
 from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
+from gefion.twin.charging import UsageCharger
 from gefion.twin.metering import GrantMeter
 from gefion.twin.power import DGX_H100, PowerModel
 from gefion.twin.result import JobRecord, SimResult
+from gefion.twin.specs import drop_reason, job_spec
 from gefion.twin.state import ClusterState, JobRun
 from gefion.twin.traces.model import Trace, TraceJob
-
-#: The project of trace jobs that name none (run the workload model to assign projects).
-UNASSIGNED_PROJECT = "unassigned"
 
 #: The QOS table of the twin when none is given: the core's defaults, except that preempted
 #: jobs of the ``normal`` QOS are requeued (as traces were: Philly's durations sum all
@@ -98,46 +97,6 @@ class FailureModel:
                                  field=name)
 
 
-def job_spec(job: TraceJob, cluster: Cluster, qos: Mapping[str, QOS], *,
-             node_gpus: int | None = None) -> tuple[JobSpec, Shape | None, str, bool]:
-    """The scheduler's view of a trace job: ``(spec, shape, why_not, rounded_up)``.
-
-    The spec has the trace's GPUs and time limit (never its runtime), its project (``""`` →
-    :data:`UNASSIGNED_PROJECT`), user and QOS (``""`` or a name not in ``qos`` → ``normal``).
-    A request larger than a node that does not split evenly over ``ceil(gpus / node)``
-    nodes (20 GPUs on 8-GPU nodes) is rounded up to whole nodes (24). ``shape`` is None, with
-    ``why_not``, when the job can never run on ``cluster``. ``node_gpus`` is the cluster's
-    node size (``cluster.max_gpus_per_node``, which costs a pass over the nodes).
-    """
-    if job.time_limit_s is None:
-        raise InputError(f"job {job.job_id} has no time limit; apply the workload model "
-                         "(gefion.twin.workload.apply_workload_model) first",
-                         field="time_limit_s")
-    if node_gpus is None:
-        node_gpus = cluster.max_gpus_per_node
-    name = job.qos if job.qos in qos else "normal"
-    spec = JobSpec(job.gpus, int(job.time_limit_s), job.project or UNASSIGNED_PROJECT,
-                   job.user, qos=name)
-    shape, why = _shape(spec, node_gpus, len(cluster.nodes))
-    if shape is None and node_gpus > 0 and spec.gpus > node_gpus:
-        rounded = replace(spec, gpus=-(-spec.gpus // node_gpus) * node_gpus)
-        shape, why = _shape(rounded, node_gpus, len(cluster.nodes))
-        if shape is not None:
-            return rounded, shape, "", True
-    return spec, shape, why, False
-
-
-def _shape(spec: JobSpec, node_gpus: int, nodes: int) -> tuple[Shape | None, str]:
-    """As :func:`gefion.core.snapshot.resolve_shape`, with the node size given."""
-    try:
-        shape = spec.shape(node_gpus)
-    except SpecError as e:
-        return None, str(e)
-    if shape.nodes > nodes:
-        return None, f"needs {shape.nodes} nodes, the cluster has {nodes}"
-    return shape, ""
-
-
 class _Engine:
     def __init__(self, trace: Trace, cluster: Cluster, policy: Policy, *, seed: int,
                  reservations: tuple[Reservation, ...], projects: Mapping[str, Project],
@@ -163,6 +122,7 @@ class _Engine:
         self.records: list[JobRecord] = []
         self.dropped: Counter[str] = Counter()
         self.ledger = UsageLedger()
+        self.charger = UsageCharger()  # fed only when the policy orders by fair share
         self.shares: FairShare | None = None  # fair-share factors, recomputed every period
         self.shares_at = -math.inf
         self.rng = np.random.default_rng(seed)
@@ -184,7 +144,7 @@ class _Engine:
         spec, shape, why, rounded = job_spec(tj, self.cluster, self.qos,
                                              node_gpus=self.state.whole_gpn)
         if shape is None:
-            self.dropped[_drop_reason(why)] += 1
+            self.dropped[drop_reason(why)] += 1
             return False
         self.rounded += rounded
         job = Job(tj.job_id, spec, now)
@@ -205,12 +165,14 @@ class _Engine:
         self.builder.put(job)
         if run.first_start_s is None:
             run.first_start_s = now
-        run.run_start_s = run.charged_to_s = now
+        run.run_start_s = now
         self.running[job_id] = run
         run.token += 1
+        rate = run.shape.gpus * self._usage_factor(job.spec)
         if self.meter.kept:
-            self.meter.started(job_id, job.spec.project,
-                               run.shape.gpus * self._usage_factor(job.spec), now)
+            self.meter.started(job_id, job.spec.project, rate, now)
+        if self.policy.uses_fairshare:
+            self.charger.started(job_id, job.spec.project, job.spec.user, rate, now)
         limit = job.spec.time_limit_s
         if run.remaining_s <= limit:
             self.push(now + run.remaining_s, _END, job_id, run.token)
@@ -233,29 +195,9 @@ class _Engine:
         if self.meter.kept:
             self.meter.stopped(run.job.id, now)
         del self.running[run.job.id]
-        since = run.charged_to_s
-        if now > since and factor > 0 and run.shape.gpus > 0:
-            self.ledger = self.ledger.charge(spec.project, spec.user,
-                                             run.shape.gpus * (now - since) * factor,
-                                             since, now)
-
-    def _charge_running(self, now: float) -> None:
-        """Charge what running jobs used since their last charge to the usage ledger (as
-        Slurm does every ``PriorityCalcPeriod``): fair share sees long runs as they go, not
-        only when they end. One charge per (project, user, interval start)."""
-        due: dict[tuple[str, str, float], float] = {}
-        for run in self.running.values():
-            since = run.charged_to_s
-            if now <= since:
-                continue
-            spec = run.job.spec
-            factor = self._usage_factor(spec)
-            if factor > 0 and run.shape.gpus > 0:
-                key = (spec.project, spec.user, since)
-                due[key] = due.get(key, 0.0) + run.shape.gpus * (now - since) * factor
-            run.charged_to_s = now
-        for (project, user, since), gpu_s in due.items():
-            self.ledger = self.ledger.charge(project, user, gpu_s, since, now)
+        if self.policy.uses_fairshare:
+            self.charger.stopped(run.job.id, spec.project, spec.user, run.shape.gpus * factor,
+                                 now)
 
     def _usage_factor(self, spec: JobSpec) -> float:
         return self.qos[spec.qos].usage_factor if spec.qos in self.qos else 1.0
@@ -358,8 +300,9 @@ class _Engine:
     # -- the cycle ----------------------------------------------------------------------
     def cycle(self, now: float) -> int:
         """Run the core's cycle at ``now`` and carry out its decisions; the starts made."""
-        if self.shares is None or now - self.shares_at >= PRIORITY_CALC_PERIOD_S:
-            self._charge_running(now)
+        if self.shares is None or (self.policy.uses_fairshare
+                                   and now - self.shares_at >= PRIORITY_CALC_PERIOD_S):
+            self.ledger = self.charger.charge_into(self.ledger, now)
             self.shares, self.shares_at = fairshare(self.projects, self.ledger, now), now
         meter = self.meter
         snapshot = self.builder.build(
@@ -510,12 +453,6 @@ class _Engine:
 
 def _submit_order(r: JobRecord) -> tuple[float, str]:
     return (r.submit_s, r.job_id)
-
-
-def _drop_reason(why: str) -> str:
-    if "nodes, the cluster has" in why:
-        return "larger than the cluster"
-    return "cannot be laid out on this cluster"
 
 
 _LOAD = re.compile(r"workload model seed=\d+ load=([0-9.eE+-]+)")

@@ -198,7 +198,7 @@ class ClusterState:
 class JobRun:
     """The engine's mutable record of one job that is pending or running."""
 
-    __slots__ = ("alloc", "charged_to_s", "energy_j", "first_start_s", "job", "job_w",
+    __slots__ = ("alloc", "energy_j", "first_start_s", "job", "job_w",
                  "preemptions", "remaining_s", "requeue", "run_start_s", "runtime_s", "shape",
                  "stopping", "token", "trace")
 
@@ -209,7 +209,6 @@ class JobRun:
         self.remaining_s = trace.duration_s
         self.first_start_s: float | None = None
         self.run_start_s = 0.0
-        self.charged_to_s = 0.0  # the current run's use is in the usage ledger up to here
         self.runtime_s = 0.0
         self.energy_j = 0.0
         self.job_w = 0.0

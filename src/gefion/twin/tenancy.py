@@ -38,7 +38,13 @@ from gefion.core.tenancy import QOS, Grant, Project
 from gefion.core.topology import Cluster
 
 # The plan format's readers of its tenancy sections: one format, one set of checks.
-from gefion.formats.plan import _check_project, _grants, _projects, _qos, _reservations
+from gefion.formats.plan import (
+    check_project,
+    read_grants,
+    read_projects,
+    read_qos,
+    read_reservations,
+)
 from gefion.formats.yamlsrc import YamlMap, load_yaml
 
 TENANCY_KEYS = ("projects", "qos", "grants", "usage", "reservations")
@@ -100,17 +106,17 @@ def parse_tenancy(text: str, source: str, cluster: Cluster) -> Tenancy:
                     f"not part of a tenancy file: a twin run takes it from "
                     f"{_ELSEWHERE[key]}")
     f = root.as_fields((), TENANCY_KEYS, null_ok=True)
-    parsed = _qos(f)
+    parsed = read_qos(f)
     qos = _twin_qos()
     qos.update({name: parsed[name] for name, _ in f.get("qos").as_entries()})
-    projects = _projects(f)
+    projects = read_projects(f)
     known = projects if "projects" in f else None
-    grants = _grants(f, known)
+    grants = read_grants(f, known)
     usage: dict[str, float] = {}
     for name, v in f.get("usage").as_entries():
-        _check_project(v, name, known)
+        check_project(v, name, known)
         usage[name] = v.as_float(ge=0, finite=True)
-    return Tenancy(projects, qos, grants, usage, _reservations(f, cluster))
+    return Tenancy(projects, qos, grants, usage, read_reservations(f, cluster))
 
 
 def load_tenancy(path: str | Path, cluster: Cluster) -> Tenancy:

@@ -43,6 +43,12 @@ class Policy(Protocol):
         """``best-fit`` (pack, topology-aware; the default) or ``first-fit``."""
         ...
 
+    @property
+    def uses_fairshare(self) -> bool:
+        """The order depends on fair-share factors. When False, a body may leave them
+        uncomputed (the factors shown are then 1.0)."""
+        ...
+
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable: ...
 
     def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,

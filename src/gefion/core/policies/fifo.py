@@ -25,5 +25,9 @@ class Fifo(NoPreemption):
     backfill: bool = False
     placement: str = "best-fit"
 
+    @property
+    def uses_fairshare(self) -> bool:
+        return False  # submission order / attained service
+
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable:
         return submit_order(snapshot, now)

@@ -23,6 +23,10 @@ class GefionPolicy:
     placement: str = "best-fit"
     weights: Weights = field(default_factory=Weights)
 
+    @property
+    def uses_fairshare(self) -> bool:
+        return self.weights.fairshare != 0
+
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable:
         return multifactor(snapshot, now, self.weights)
 

@@ -53,6 +53,10 @@ class Las:
     def _running_queue(self, victim: RunningJob, now: float) -> int:
         return self.queue_of(victim.service_gpu_s + victim.gpus * max(0.0, now - victim.start_s))
 
+    @property
+    def uses_fairshare(self) -> bool:
+        return False  # submission order / attained service
+
     def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable:
         columns = factor_columns(snapshot, now, Weights())
         cols = pending_columns(snapshot)
