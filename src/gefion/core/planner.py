@@ -16,7 +16,7 @@ import numpy as np
 
 from gefion.core.placement import choose_nodes
 from gefion.core.plans import PlanProfile
-from gefion.core.profile import INF, Availability, Block, BoolArray, IntArray
+from gefion.core.profile import INF, Availability, Block, BoolArray, FloatArray, IntArray
 from gefion.core.reservations import Reservation
 
 
@@ -83,13 +83,21 @@ def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_c
             extra.extend(t for t in (ws, we) if t >= lower)
     # Candidate starts: when GPUs come back, when plans end, window edges — ascending.
     times = np.unique(np.concatenate((finite[finite > lower], np.asarray(extra))))
-    room = avail.capacity - g
+    times = times[times < INF]
+    if req.reservations:  # reservation blocks differ per start: try each start in turn
+        return _walk(avail, req, times, finite, node_units, unit_count)
+    return _scan(avail, req, times, node_units, unit_count)
+
+
+def _walk(avail: Availability, req: Request, times: FloatArray, finite: FloatArray,
+          node_units: IntArray, unit_count: int) -> Fit | None:
+    """The first of ``times`` (ascending) at which ``req`` fits, trying them in turn."""
+    tau_all = avail.tau_for(req.gpus_per_node)
+    room = avail.capacity - req.gpus_per_node
     k = 0
     while k < len(times):
         t = float(times[k])
         k += 1
-        if t == INF:
-            break
         if int(np.searchsorted(finite, t, side="right")) < req.nodes:
             continue  # too few nodes free in the base, whatever the plans
         # No start can succeed before N nodes are both released and past the plans that
@@ -101,6 +109,77 @@ def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_c
             if skip_to > t:
                 k = int(np.searchsorted(times, skip_to, side="left"))
                 continue
+        nodes = fit_at(avail, req, t, node_units, unit_count)
+        if nodes is not None:
+            return Fit(t, nodes)
+    return None
+
+
+def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntArray,
+          unit_count: int) -> Fit | None:
+    """:func:`_walk` without advance reservations, a run of starts at a time.
+
+    Starts whose window ``[t, t + d)`` meets the same plan rows form a run. Within a run,
+    node ``n`` can take the job at ``t`` exactly when :meth:`Availability.usable` says so:
+    the base has ``g`` GPUs plus the hold of the row under ``t`` free by ``t``, and ``g``
+    plus the hold of each later row free by that row's start. (``tau[h, n]`` is when node
+    ``n`` first has ``h`` GPUs free, so each test is one look-up.) That gives each node a
+    threshold time, and the run's first start that can fit is the N-th smallest threshold;
+    only that start — and, when a one-unit gang does not fit there, the next ones — go
+    through :func:`fit_at`, which picks the nodes. Runs are decided a few at a time, as
+    arrays of runs × nodes.
+    """
+    g, need, d = req.gpus_per_node, req.nodes, req.duration_s
+    if not len(times):
+        return None
+    nodes_ok = np.flatnonzero(req.allowed)
+    if len(nodes_ok) < need:
+        return None
+    base = avail.tau_for(g)[nodes_ok]
+    edges = np.asarray(avail.profile.times, dtype=np.float64)
+    if not len(edges):
+        starts = times[times >= float(np.partition(base, need - 1)[need - 1])]
+        return _first_fit_of(avail, req, starts, node_units, unit_count)
+    k0 = np.maximum(np.searchsorted(edges, times, side="right") - 1, 0)
+    k1 = np.searchsorted(edges, times + d, side="left")
+    under = times >= edges[0]  # a row already holds at the start itself
+    cut = np.flatnonzero((k0[1:] != k0[:-1]) | (k1[1:] != k1[:-1])
+                         | (under[1:] != under[:-1])) + 1
+    bounds = np.array([0, *cut.tolist(), len(times)])
+    # needs[k, n]: when node n has g GPUs plus row k's hold free (inf: never)
+    top = avail.max_gpus + 1
+    table = np.vstack((avail.tau, np.full((1, avail.n), INF)))
+    needs = table[np.minimum(g + avail.profile.rows[:, nodes_ok], top), nodes_ok]
+    late = np.zeros((len(edges) + 1, len(nodes_ok)), dtype=np.int64)
+    np.cumsum(needs > edges[:, None], axis=0, out=late[1:])  # rows < k whose hold is late
+    for c in range(0, len(bounds) - 1, _RUNS):
+        run_at = bounds[c:c + _RUNS + 1]
+        a = run_at[:-1]
+        first, end, held = k0[a], k1[a], under[a]
+        rows = end > first
+        lone = end - first == 1  # usable checks a lone row against the base at the start
+        threshold = np.where((rows & (held | lone))[:, None], needs[first], base[None, :])
+        lo = np.where(~rows | lone, end, np.where(held, first + 1, first))
+        blocked = late[np.maximum(lo, end)] - late[lo] > 0  # a later row not free in time
+        ready = np.where(blocked, INF, threshold)
+        earliest = np.partition(ready, need - 1, axis=1)[:, need - 1]
+        for r in np.flatnonzero(earliest < INF).tolist():
+            lo_t, hi_t = int(run_at[r]), int(run_at[r + 1])
+            run = times[lo_t:hi_t]
+            fit = _first_fit_of(avail, req, run[run >= earliest[r]], node_units, unit_count)
+            if fit is not None:
+                return fit
+    return None
+
+
+#: Runs of candidate starts decided together by :func:`_scan`.
+_RUNS = 8
+
+
+def _first_fit_of(avail: Availability, req: Request, starts: FloatArray,
+                  node_units: IntArray, unit_count: int) -> Fit | None:
+    """The first of ``starts`` at which :func:`fit_at` finds nodes."""
+    for t in starts.tolist():
         nodes = fit_at(avail, req, t, node_units, unit_count)
         if nodes is not None:
             return Fit(t, nodes)

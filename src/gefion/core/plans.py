@@ -36,8 +36,13 @@ class PlanProfile:
     def __init__(self, n: int) -> None:
         self.n = n
         self.times: list[float] = []
-        self.rows: IntArray = np.zeros((0, n), dtype=np.int64)
+        self._buf: IntArray = np.zeros((0, n), dtype=np.int64)  # rows, then spare room
         self._worst: dict[tuple[int, int], IntArray] = {}  # (first row, end row) -> max
+
+    @property
+    def rows(self) -> IntArray:
+        """One row per edge (a view: valid until the next :meth:`add`)."""
+        return self._buf[:len(self.times)]
 
     @classmethod
     def of(cls, n: int, plans: Iterable[Plan]) -> PlanProfile:
@@ -53,9 +58,16 @@ class PlanProfile:
         i = bisect.bisect_left(self.times, t)
         if i < len(self.times) and self.times[i] == t:
             return i
-        row = self.rows[i - 1] if i > 0 else np.zeros(self.n, dtype=np.int64)
+        used, buf = len(self.times), self._buf
+        if used == len(buf):  # grow by doubling: inserts shift rows in place
+            buf = self._buf = np.concatenate((buf, np.zeros((max(8, used), self.n),
+                                                            dtype=np.int64)))
+        buf[i + 1:used + 1] = buf[i:used]
+        if i > 0:
+            buf[i] = buf[i - 1]
+        else:
+            buf[i] = 0
         self.times.insert(i, t)
-        self.rows = np.insert(self.rows, i, row, axis=0)
         return i
 
     def add(self, plan: Plan) -> None:
@@ -64,7 +76,7 @@ class PlanProfile:
         self._worst.clear()
         first = self._edge(plan.start_s)
         last = self._edge(plan.end_s)
-        self.rows[first:last, list(plan.nodes)] += plan.gpus
+        self._buf[first:last, list(plan.nodes)] += plan.gpus
 
     def worst(self, start: float, end: float) -> IntArray | None:
         """The most any plan holds on each node at one time within ``[start, end)``."""
