@@ -61,3 +61,52 @@ def test_a_retried_batch_is_submitted_once(site: Site) -> None:
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
     assert len(site.http.get("/v1/jobs").json()["jobs"]) == 2
+
+
+def test_a_malformed_submission_is_named_by_its_index_and_field(site: Site) -> None:
+    seq = site.last_seq()
+    good = item(site, SCRIPT, "--hold")
+    for bad, field in (({"script": SCRIPT}, "submissions[1].cwd"),
+                       ({**good, "argv": "--hold"}, "submissions[1].argv"),
+                       ({**good, "env": {"A": 1}}, "submissions[1].env.A"),
+                       ({**good, "colour": "red"}, "submissions[1].colour")):
+        response = site.http.post("/v1/jobs/batch", json={"submissions": [good, bad]})
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["field"] == field
+    response = site.http.post("/v1/jobs/batch", content=b'{"submissions": [',
+                              headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["field"] == "body"
+    assert site.last_seq() == seq
+
+
+def test_submissions_sharing_a_script_keep_their_own_flags_and_environment(
+        site: Site) -> None:
+    env = {"HOME": "/home/ana", "SWEEP": "0"}
+    body = {"submissions": [item(site, SCRIPT, "--hold", env=env),
+                            item(site, SCRIPT, "--hold", "-J", "two", env=env),
+                            item(site, SCRIPT, "--hold", env={**env, "SWEEP": "2"}),
+                            item(site, SCRIPT, "--hold", env=env)]}
+    response = site.http.post("/v1/jobs/batch", json=body)
+    assert response.status_code == 201, response.text
+    rows = [site.controller.get_job(r["job_ids"][0]) for r in response.json()["results"]]
+    assert [r.name for r in rows] == ["job.sh", "two", "job.sh", "job.sh"]
+    assert [r.spec["env"]["SWEEP"] for r in rows] == ["0", "0", "2", "0"]
+
+
+def test_a_batch_body_must_be_json(shared_site: Site) -> None:
+    body = b'{"submissions": [{"script": "#!/bin/sh\\n", "cwd": "/tmp"}]}'
+    for headers, content in (({"content-type": "text/plain"}, body), ({}, body),
+                             ({"content-type": "application/json"}, b"")):
+        response = shared_site.http.post("/v1/jobs/batch", content=content, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == "body"
+
+
+def test_the_openapi_document_shows_the_batch_body(shared_site: Site) -> None:
+    doc = shared_site.http.get("/openapi.json").json()
+    schema = doc["paths"]["/v1/jobs/batch"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    items = schema["properties"]["submissions"]
+    assert schema["required"] == ["submissions"] and items["maxItems"] == MAX_BATCH
+    assert items["items"]["$ref"].rsplit("/", 1)[1] in doc["components"]["schemas"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gefion.slurm.directives import (
     DOS_MESSAGE,
@@ -60,6 +62,15 @@ def test_a_lone_carriage_return_is_not_a_dos_line_break() -> None:
 ])
 def test_split_directive(text: str, words: list[str]) -> None:
     assert split_directive(text, source="job.sh", line=3) == words
+
+
+@given(st.text(alphabet=st.sampled_from(["-", "=", "N", "t", "5", ":", " ", "\t", "\x0b",
+                                          "\u00a0", "\u2003", "\x1c", "é"])))
+def test_a_plain_line_splits_as_the_full_reader_splits_it(text: str) -> None:
+    # A line without quotes, escapes or '#' takes the short path (str.split); ending it
+    # with a comment takes the full reader, which must agree.
+    assert split_directive(text, source="job.sh", line=3) == \
+        split_directive(text + " # a comment", source="job.sh", line=3)
 
 
 def test_unmatched_quote_is_refused_with_its_line() -> None:

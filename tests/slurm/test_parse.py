@@ -224,3 +224,37 @@ def test_site_max_array_size_applies() -> None:
 def test_the_script_text_is_kept_whole() -> None:
     text = script("#SBATCH -N 1")
     assert parse_submission(text).script == text
+
+
+def test_a_script_read_before_gives_the_same_answer_with_other_flags() -> None:
+    # A script's directives are read once and kept (a sweep sends one script many times):
+    # flags still override them, and each call gets its own flags' answer.
+    text = script("#SBATCH -J sweep -t 10")
+    first = parse_submission(text, source="job.sh", argv=["-t", "20"])
+    again = parse_submission(text, source="job.sh", argv=["-J", "other"])
+    assert (first.name, first.time_limit_s) == ("sweep", 1200)
+    assert (again.name, again.time_limit_s) == ("other", 600)
+    assert parse_submission(text, source="other.sh").warnings == ()
+
+
+def test_a_refused_script_is_refused_every_time() -> None:
+    text = script("#SBATCH -t soon")
+    for _ in range(2):
+        with pytest.raises(SbatchError) as info:
+            parse_submission(text, source="job.sh")
+        assert (info.value.source, info.value.line) == ("job.sh", 2)
+
+
+def test_a_script_kept_for_one_site_is_read_again_for_another() -> None:
+    text = script("#SBATCH -a 0-10")
+    assert parse_submission(text).array is not None
+    with pytest.raises(SbatchError, match="MaxArraySize=10"):
+        parse_submission(text, site=Site(max_array_size=10))
+
+
+def test_a_script_read_once_locates_errors_in_its_own_source() -> None:
+    text = script("#SBATCH -t 5", "#SBATCH --mem=99T")
+    for source in ("a.sh", "b.sh"):
+        with pytest.raises(SbatchError) as info:
+            parse_submission(text, source=source)
+        assert (info.value.source, info.value.line) == (source, 3)

@@ -7,10 +7,12 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
+import sqlalchemy as sa
 
 from gefion.core.errors import InputError
 from gefion.core.jobs import Dependency, DependencyKind, JobSpec, JobState, TopologyConstraint
 from gefion.store import EventKind, NewJob, Store, spec_from_json
+from gefion.store.hotpath import dumps, submitted_json
 from tests.store.builders import all_jobs, new_job
 
 
@@ -95,6 +97,7 @@ def test_bad_submission_arguments_are_input_errors(
     (NewJob("n" * 256, "u", "p"), "jobs[0].name"),
     (NewJob("n", "u", "p", spec={"limit": float("inf")}), "jobs[0].spec"),
     (NewJob("n", "u", "p", spec={"when": object()}), "jobs[0].spec"),
+    ({"name": "n", "user": "u", "project": "p"}, "jobs[0]"),
 ])
 def test_bad_jobs_name_the_field_and_write_nothing(store: Store, job: NewJob,
                                                    field: str) -> None:
@@ -192,3 +195,32 @@ def test_concurrent_retries_of_one_key_submit_once(
             w.join()
         assert results == [[1, 2]] * 8
         assert len(all_jobs(store)) == 2
+
+
+@pytest.mark.parametrize("payload", [
+    pytest.param({"name": "a", "spec": {"env": {"A": "1"}}, "held": False}, id="middle"),
+    pytest.param({"spec": {}, "held": True}, id="first"),
+    pytest.param({"name": "a", "spec": {"x": [1, 2.5, None]}}, id="last"),
+    pytest.param({"spec": {"quote": "\"spec\":0"}}, id="alone"),
+])
+def test_a_payload_around_an_encoded_spec_is_the_payload_encoded_whole(
+        payload: dict[str, object]) -> None:
+    assert submitted_json(payload, dumps(payload["spec"]) or "") == dumps(payload)
+
+
+def test_the_spec_is_stored_as_encoded_once_in_the_event_and_the_row(store: Store) -> None:
+    spec = {"gpus": 1, "time_limit_s": 600, "project": "nlp", "env": {"HOME": "/h", "Ü": "é"},
+            "script": "#!/bin/sh\necho \"hi\"\n"}
+    ids = store.submit([NewJob("a", "ana", "nlp", spec=spec, held=True),
+                        NewJob("b", "ana", "nlp", spec=spec)], ts=1.0, idempotency_key="k")
+    with store._engine.connect() as conn:
+        payloads = conn.execute(sa.text(
+            "SELECT CAST(payload AS TEXT) FROM events WHERE kind = 'job.submitted' "
+            "ORDER BY seq")).scalars().all()
+        specs = conn.execute(sa.text("SELECT CAST(spec AS TEXT) FROM jobs ORDER BY id")
+                             ).scalars().all()
+    events = [store.events_for_job(i)[0] for i in ids]
+    assert payloads == [dumps(e.payload) for e in events]
+    assert specs == [dumps(spec)] * 2
+    assert [e.payload["spec"] for e in events] == [spec, spec]
+    assert events[0].payload["idempotency_key"] == "k" and events[0].payload["held"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
@@ -21,7 +21,7 @@ from gefion.api import logs
 from gefion.api.access import actionable_job, visible_job
 from gefion.api.auth import Authenticator, Principal, Who
 from gefion.api.queue import QueueFilter, QueueView
-from gefion.api.schemas import SubmitBatchBody, SubmitBody
+from gefion.api.schemas import BATCH_OPENAPI, SubmitBatchBody, SubmitBody, read_batch_body
 from gefion.api.views import event_json, exit_signal, job_json, json_response
 from gefion.controller.service import Controller
 from gefion.controller.submission import SubmitRequest, new_jobs
@@ -72,15 +72,18 @@ def submitted_json(ids: list[int], sub: Submission) -> dict[str, Any]:
 def router(controller: Controller, queue: QueueView, auth: Authenticator) -> APIRouter:
     api = APIRouter(tags=["jobs"])
 
-    def submit_request(body: SubmitBody, who: Principal, field: str = "user"
-                       ) -> SubmitRequest:
+    def allowed_projects(who: Principal) -> frozenset[str]:
+        """Where ``who`` may submit: their projects (any project for an admin)."""
+        return auth.project_names() if who.is_admin else frozenset(who.projects)
+
+    def submit_request(body: SubmitBody, who: Principal, allowed: frozenset[str],
+                       field: str = "user") -> SubmitRequest:
         """The request as ``who`` may make it: their jobs (another user's only for an
-        admin), in their projects (any project for an admin), their default project."""
+        admin), in the ``allowed`` projects, their default project."""
         user = body.user or who.name
         if user != who.name and not who.is_admin:
             raise AccessError("only an admin may submit jobs for another user; leave "
                               "'user' out", field=field, target=f"user {user}")
-        allowed = auth.project_names() if who.is_admin else frozenset(who.projects)
         return SubmitRequest(user=user, cwd=body.cwd, script=body.script,
                              argv=tuple(body.argv), env=body.env, source=body.source,
                              script_args=tuple(body.script_args),
@@ -97,7 +100,7 @@ def router(controller: Controller, queue: QueueView, auth: Authenticator) -> API
               responses={200: {"description": "test_only: the parsed submission"},
                          201: {"description": "job_ids, array_job_id, warnings"}})
     def submit(body: SubmitBody, who: Who, idempotency_key: KeyHeader = None) -> Response:
-        request = submit_request(body, who)
+        request = submit_request(body, who, allowed_projects(who))
         # --test-only may be a flag or a directive; parse first only when it may be there.
         if body.test_only or "--test-only" in body.argv or \
                 "--test-only" in (body.script or ""):
@@ -114,14 +117,16 @@ def router(controller: Controller, queue: QueueView, auth: Authenticator) -> API
     @api.post("/jobs/batch", status_code=201,
               summary="Submit several batch jobs in one transaction, all or nothing",
               responses={201: {"description": "results: job_ids, array_job_id and warnings "
-                                              "of each submission, in order"}})
-    def submit_batch(body: SubmitBatchBody, who: Who,
+                                              "of each submission, in order"}},
+              openapi_extra=BATCH_OPENAPI)
+    def submit_batch(body: Annotated[SubmitBatchBody, Depends(read_batch_body)], who: Who,
                      idempotency_key: KeyHeader = None) -> Response:
         for i, item in enumerate(body.submissions):
             if item.test_only:
                 raise InputError("test_only is for POST /v1/jobs, one submission at a time",
                                  field=f"submissions[{i}].test_only")
-        requests = [submit_request(b, who, f"submissions[{i}].user")
+        allowed = allowed_projects(who)  # once: the same for every submission
+        requests = [submit_request(b, who, allowed, f"submissions[{i}].user")
                     for i, b in enumerate(body.submissions)]
         done = controller.submit_batch(requests,
                                        idempotency_key=scoped_key(who, idempotency_key))

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gefion.api.queue_render import render_json, render_text
 from gefion.controller.service import Controller
@@ -206,8 +206,11 @@ class QueueView:
         if job is not None and event.seq <= job.updated_seq:
             return  # loaded after this event was applied
         try:
-            if event.kind == "job.submitted" or job is not None:
+            if job is not None:
                 job = _slim(apply(event, job))
+            elif event.kind == "job.submitted":  # slimmed before the row is built
+                job = apply(EventRow(event.seq, event.ts, event.kind, event.job_id, event.node,
+                                     _slim_payload(event.payload)), None)
             else:  # a job this view does not hold: one that had ended, or a waypoint
                 job = self._reload(event.job_id)
         except GefionError:  # cannot happen while the store is consistent; re-read it
@@ -253,6 +256,13 @@ class QueueView:
 
 def _slim(row: JobRow) -> JobRow:
     return replace(row, spec={k: row.spec.get(k) for k in _SLIM_KEYS})
+
+
+def _slim_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``job.submitted`` payload whose spec holds only what the view keeps."""
+    spec = payload.get("spec")
+    slim = {k: spec.get(k) for k in _SLIM_KEYS} if isinstance(spec, Mapping) else spec
+    return {**payload, "spec": slim}
 
 
 def _matches(row: QueueRow, where: QueueFilter) -> bool:

@@ -7,7 +7,11 @@ entries is serialized once, not validated field by field.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class _Body(BaseModel):
@@ -45,6 +49,34 @@ class SubmitBatchBody(_Body):
     submissions: list[SubmitBody] = Field(min_length=1, max_length=MAX_BATCH,
                                           description="the submissions, as POST /v1/jobs "
                                                       "takes each (test_only not allowed)")
+
+
+#: The OpenAPI request body of ``POST /v1/jobs/batch``, which reads its own body (below);
+#: its items refer to ``SubmitBody``, the schema of ``POST /v1/jobs``.
+BATCH_OPENAPI: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {
+        k: v for k, v in SubmitBatchBody.model_json_schema(
+            ref_template="#/components/schemas/{model}").items() if k != "$defs"}}}}}
+
+
+async def read_batch_body(request: Request) -> SubmitBatchBody:
+    """The body of ``POST /v1/jobs/batch``, read and validated in one pass by pydantic's
+    JSON reader: a thousand submissions, each with its environment, cost half what
+    ``json.loads`` then validation does. A bad body is refused as FastAPI refuses one
+    (422, every error located: ``submissions[3].cwd``)."""
+    raw = await request.body()
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not raw or not (media_type == "application/json" or media_type.endswith("+json")):
+        raise RequestValidationError([{
+            "type": "missing" if not raw else "model_attributes_type", "loc": ("body",),
+            "msg": "Field required" if not raw else
+            "Input should be a JSON object (Content-Type: application/json)"}])
+    try:
+        return SubmitBatchBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])}
+             for e in exc.errors(include_url=False, include_input=False)]) from None
 
 
 class DrainBody(_Body):

@@ -102,6 +102,7 @@ def up(
     import uvicorn
 
     from gefion.api import create_app
+    from gefion.api.server import tune_gc_for_serving
 
     controller = Controller(config)
     app = None
@@ -121,6 +122,7 @@ def up(
                      f"({', '.join(controller.cluster.names[:8])}"
                      f"{', ...' if len(controller.cluster) > 8 else ''})\n")
         app = create_app(controller)
+        tune_gc_for_serving()  # this process is the server from here on
         typer.echo(f"gefion controller up (policy {config.policy})\n"
                    f"  API       {url}  (OpenAPI: {url}/openapi.json)\n"
                    f"  portal    {url}/\n"

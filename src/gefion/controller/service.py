@@ -30,7 +30,13 @@ from gefion.controller.standing import (
     grant_standings,
     share_view,
 )
-from gefion.controller.submission import SubmitRequest, new_jobs, parse_request
+from gefion.controller.submission import (
+    BatchMemo,
+    SubmitRequest,
+    check_account,
+    new_jobs,
+    parse_request,
+)
 from gefion.controller.telemetry import Sampler
 from gefion.controller.tenancy import NodeMarks, Tenancy, fallback_problem, node_marks
 from gefion.core.errors import InputError, StateError
@@ -182,7 +188,8 @@ class Controller:
 
         When the controller runs as root, jobs run as the user who submitted them: a user
         without an account on this host is refused here, before anything is stored."""
-        sub, jobs = self._prepare(request)
+        check_account(request.user)
+        sub, jobs = self._prepare(request, self._parse_site(), None)
         ids = self._store().submit(jobs, ts=self.now(), idempotency_key=idempotency_key)
         self._sched().wake()
         return ids, sub
@@ -192,10 +199,19 @@ class Controller:
                      ) -> list[tuple[list[int], Submission]]:
         """Several submissions in one transaction, all or nothing (as :meth:`submit` each);
         an error names the submission (``submissions[3]``) as well as file and line."""
+        site, memo = self._parse_site(), BatchMemo()
+        users: dict[str, int] = {}  # each user's first submission
+        for i, request in enumerate(requests):
+            users.setdefault(request.user, i)
+        for user, i in users.items():
+            try:
+                check_account(user)
+            except InputError as exc:
+                raise exc.prefixed(f"submissions[{i}]") from None
         prepared = []
         for i, request in enumerate(requests):
             try:
-                prepared.append(self._prepare(request))
+                prepared.append(self._prepare(request, site, memo))
             except InputError as exc:
                 raise exc.prefixed(f"submissions[{i}]") from None
         ids = self._store().submit_batch([jobs for _, jobs in prepared], ts=self.now(),
@@ -203,22 +219,15 @@ class Controller:
         self._sched().wake()
         return [(job_ids, sub) for job_ids, (sub, _) in zip(ids, prepared, strict=True)]
 
-    def _prepare(self, request: SubmitRequest) -> tuple[Submission, list[NewJob]]:
-        if os.geteuid() == 0:
-            import pwd
-
-            try:
-                pwd.getpwnam(request.user)
-            except KeyError:
-                raise InputError(f"no account named {request.user!r} on this host: jobs run "
-                                 "as the user who submits them", field="user") from None
-        sub = parse_request(request, self._parse_site())
+    def _prepare(self, request: SubmitRequest, site: Site, memo: BatchMemo | None
+                 ) -> tuple[Submission, list[NewJob]]:
+        sub = parse_request(request, site, memo)
         if sub.test_only:
             raise InputError("--test-only submits nothing: use it alone, not in a batch",
                              field="argv")
         return sub, new_jobs(sub, request, default_project=self.config.default_project,
                              default_time_limit_s=self.config.default_time_limit_s,
-                             node_gpus=self.site.node_gpus)
+                             node_gpus=self.site.node_gpus, memo=memo)
 
     def _parse_site(self) -> Site:
         """The site as submissions are checked against it: its QOS are the core's defaults

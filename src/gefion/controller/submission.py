@@ -5,16 +5,17 @@ submission extra the executor will need (script, workdir, environment, output pa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gefion.core.errors import AccessError
+from gefion.core.errors import AccessError, InputError
 from gefion.core.jobs import JobSpec
 from gefion.slurm import Site, Submission, parse_submission
 from gefion.slurm.values import ExportSpec
 from gefion.store import NewJob
-from gefion.store.tokens import looks_like_token
+from gefion.store.tokens import TOKEN_PREFIX, looks_like_token
 
 #: Environment variables of the submitter that never travel with a job (sbatch drops these
 #: too, or they would point the job at the submitter's terminal or step).
@@ -42,10 +43,54 @@ class SubmitRequest:
     allowed_projects: frozenset[str] | None = None
 
 
-def parse_request(request: SubmitRequest, site: Site) -> Submission:
+@dataclass
+class BatchMemo:
+    """What the submissions of one batch (one site) share, worked out once: a sweep sends
+    the same script and flags, and the same environment, many times. Parsed submissions
+    are immutable, and a job's environment is read-only once made (its users copy it), so
+    equal inputs may share one answer."""
+
+    parsed: dict[tuple[str | None, tuple[str, ...], str], Submission] = \
+        field(default_factory=dict)
+    environment: tuple[ExportSpec | None, Mapping[str, str], dict[str, str]] | None = None
+
+
+def check_account(user: str) -> None:
+    """When the controller runs as root, jobs run as the user who submitted them: refuse a
+    user without an account on this host, before anything is stored."""
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            raise InputError(f"no account named {user!r} on this host: jobs run as the user "
+                             "who submits them", field="user") from None
+
+
+def parse_request(request: SubmitRequest, site: Site,
+                  memo: BatchMemo | None = None) -> Submission:
     """The parsed submission; raises the parser's InputError (file, line, option)."""
-    return parse_submission(request.script, source=request.source, argv=tuple(request.argv),
-                            site=site)
+    key = (request.script, tuple(request.argv), request.source)
+    if memo is not None and key in memo.parsed:
+        return memo.parsed[key]
+    sub = parse_submission(request.script, source=request.source, argv=key[1], site=site)
+    if memo is not None:
+        memo.parsed[key] = sub
+    return sub
+
+
+def _environment(export: ExportSpec | None, env: Mapping[str, str],
+                 memo: BatchMemo | None) -> dict[str, str]:
+    """:func:`job_environment`, once for a run of equal environments in a batch."""
+    if memo is None:
+        return job_environment(export, env)
+    last = memo.environment
+    if last is not None and last[0] == export and (last[1] is env or last[1] == env):
+        return last[2]
+    out = job_environment(export, env)
+    memo.environment = (export, env, out)
+    return out
 
 
 def job_environment(export: ExportSpec | None, env: Mapping[str, str]) -> dict[str, str]:
@@ -53,8 +98,9 @@ def job_environment(export: ExportSpec | None, env: Mapping[str, str]) -> dict[s
     Inherited variables never include an API token (``GEFION_TOKEN``, or any value holding
     one): the environment is stored with the job, and tokens are stored nowhere in clear."""
     inherit = export is None or export.inherit
-    out = {k: v for k, v in env.items()
-           if not k.startswith(_NOT_EXPORTED) and not looks_like_token(v)} if inherit else {}
+    out = {k: v for k, v in env.items() if not k.startswith(_NOT_EXPORTED)} if inherit else {}
+    if TOKEN_PREFIX in "".join(out.values()):  # rare: then look at each value
+        out = {k: v for k, v in out.items() if not looks_like_token(v)}
     for name, value in export.variables if export is not None else ():
         if value is not None:
             out[name] = value
@@ -64,14 +110,15 @@ def job_environment(export: ExportSpec | None, env: Mapping[str, str]) -> dict[s
 
 
 def new_jobs(sub: Submission, request: SubmitRequest, *, default_project: str,
-             default_time_limit_s: int, node_gpus: int) -> list[NewJob]:
+             default_time_limit_s: int, node_gpus: int,
+             memo: BatchMemo | None = None) -> list[NewJob]:
     """One NewJob per job (per task, for an array), specs validated by the core; raises
     :class:`AccessError` for a project the request may not submit to."""
     default_project = request.default_project or default_project
     extras: dict[str, Any] = {
         "script": sub.script, "script_args": list(request.script_args),
         "workdir": sub.chdir or request.cwd, "submit_dir": request.cwd,
-        "env": job_environment(sub.export, request.env),
+        "env": _environment(sub.export, request.env, memo),
         "output": sub.output, "error": sub.error, "open_mode": sub.open_mode or "truncate",
         "partition": sub.partition, "requeue": sub.requeue,
         "ntasks": sub.ntasks, "ntasks_per_node": sub.ntasks_per_node,

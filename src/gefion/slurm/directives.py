@@ -35,6 +35,8 @@ DOS_MESSAGE = ("Batch script contains DOS line breaks (\\r\\n) instead of expect
                "breaks (\\n).")
 
 _HETJOB = frozenset({"hetjob", "packjob"})
+#: What makes a directive line more than words split at white space.
+_SPECIAL = ("\\", '"', "'", "#")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,8 @@ def wrap_command(command: str) -> str:
 
 def split_directive(text: str, *, source: str, line: int) -> list[str]:
     """The option words of what follows ``#SBATCH`` on one line (quotes, escapes, ``#``)."""
+    if not any(special in text for special in _SPECIAL):
+        return text.split()  # the common line: words and white space (str.isspace's)
     words: list[str] = []
     word: list[str] = []
     in_word = False

@@ -10,13 +10,14 @@ occurrence would have replaced it; then the last occurrence wins (:class:`Settin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TypeVar
 
 from gefion.slurm import values as v
-from gefion.slurm.arrays import ArraySpec
+from gefion.slurm.arrays import DEFAULT_MAX_ARRAY_SIZE, ArraySpec
 from gefion.slurm.directives import Token
 from gefion.slurm.errors import BadValue, Origin, SbatchError
 from gefion.slurm.gpus import parse_gpus, parse_gres
@@ -94,6 +95,27 @@ OPTIONS: tuple[OptionSpec, ...] = (
 )
 _LONG = {o.long: o for o in OPTIONS}
 
+
+@dataclass(frozen=True, slots=True)
+class OptionTable:
+    """The options by long name and by short letter, with the site's value parsers."""
+
+    long: Mapping[str, OptionSpec]
+    short: Mapping[str, OptionSpec]
+
+
+@functools.cache
+def option_table(max_array_size: int = DEFAULT_MAX_ARRAY_SIZE) -> OptionTable:
+    """The option table of a site whose MaxArraySize is ``max_array_size`` (the one
+    site-dependent parser), built once per size: every submission reads options twice."""
+    def parse_array(text: str) -> ArraySpec:
+        return ArraySpec.parse(text, max_array_size=max_array_size)
+
+    specs = dict(_LONG)
+    specs["array"] = replace(_LONG["array"], parse=_required(parse_array))
+    return OptionTable(specs, {o.short: specs[o.long] for o in OPTIONS if o.short})
+
+
 #: sbatch options Gefion knows by name but does not take, for a clearer refusal.
 UNSUPPORTED = frozenset({
     "nodelist", "w", "mem-per-cpu", "licenses", "L", "clusters", "M", "cluster", "deadline",
@@ -136,20 +158,16 @@ def _use(spec: OptionSpec, raw: str | None, token: Token, source: str) -> Option
 
 
 def read_options(tokens: Sequence[Token], *, source: str,
-                 parsers: Mapping[str, Callable[[str], object]] | None = None,
-                 ) -> list[OptionUse]:
+                 table: OptionTable | None = None) -> list[OptionUse]:
     """The options ``tokens`` hold, in order; refuses unknown options, missing or surplus
     values and stray words (``source`` locates the errors; ``Token.line`` is the line).
 
-    ``parsers`` replaces the value parser of options by long name, for parsers that depend
-    on the site (``array``: the site's MaxArraySize).
+    ``table``: the site's options (:func:`option_table`; the default site's if None).
     """
     uses: list[OptionUse] = []
     i = 0
-    specs = dict(_LONG)
-    for name, parse in (parsers or {}).items():
-        specs[name] = replace(_LONG[name], parse=_required(parse))
-    short = {o.short: specs[o.long] for o in OPTIONS if o.short}
+    table = table or option_table()
+    specs, short = table.long, table.short
 
     def next_value(spec: OptionSpec, token: Token) -> str:
         nonlocal i
@@ -195,19 +213,11 @@ def read_options(tokens: Sequence[Token], *, source: str,
     return uses
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    value: object
-    origin: Origin
-
-
 class Settings:
     """The final setting of each option after overrides: the last occurrence wins."""
 
     def __init__(self, uses: Iterable[OptionUse]) -> None:
-        self._by_key: dict[str, Setting] = {}
-        for use in uses:
-            self._by_key[use.spec.key] = Setting(use.value, use.origin)
+        self._by_key: dict[str, OptionUse] = {use.spec.key: use for use in uses}
 
     def __contains__(self, key: str) -> bool:
         return key in self._by_key
@@ -223,5 +233,5 @@ class Settings:
         assert isinstance(setting.value, kind), (key, setting.value)
         return setting.value
 
-    def items(self) -> list[tuple[str, Setting]]:
+    def items(self) -> list[tuple[str, OptionUse]]:
         return list(self._by_key.items())

@@ -14,15 +14,15 @@ No I/O: the caller reads the script and passes its text and its path (``source``
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Sequence
-from functools import partial
 
 from gefion.slurm.arrays import ArraySpec
 from gefion.slurm.directives import Token, check_script, extract_directives, wrap_command
-from gefion.slurm.errors import COMMAND_LINE, SbatchError
+from gefion.slurm.errors import COMMAND_LINE, Diagnostic, SbatchError
 from gefion.slurm.gpus import GpuRequest
-from gefion.slurm.options import Settings, read_options
+from gefion.slurm.options import OptionUse, Settings, option_table, read_options
 from gefion.slurm.patterns import default_output
 from gefion.slurm.site import Site, gpu_types, gpus_per_node, review
 from gefion.slurm.submission import Submission
@@ -41,6 +41,23 @@ def _default_name(source: str, wrapped: bool) -> str:
     return posixpath.basename(source) or "sbatch"
 
 
+def _read_script(script_text: str, source: str, max_array_size: int
+                 ) -> tuple[tuple[OptionUse, ...], tuple[Diagnostic, ...]]:
+    """Phase 2: the checked script's directives as options, and warnings about the
+    ``#SBATCH`` lines it ignores."""
+    check_script(script_text, source=source)
+    tokens, ignored = extract_directives(script_text, source=source)
+    table = option_table(max_array_size)
+    return tuple(read_options(tokens, source=source, table=table)), ignored
+
+
+#: Scripts up to this size have their directives read once (a few hundred kept): a sweep,
+#: or a user submitting again, sends the same script many times. Everything cached is
+#: immutable, and a refused script is not cached (its error is raised again).
+_CACHED_SCRIPT_CHARS = 65_536
+_script_options = functools.lru_cache(maxsize=256)(_read_script)
+
+
 def parse_submission(script_text: str | None, *, source: str = "<script>",
                      argv: Sequence[str] = (), site: Site = _DEFAULT_SITE) -> Submission:
     """Parse a batch script and its command-line flags as sbatch would, for ``site``.
@@ -50,8 +67,8 @@ def parse_submission(script_text: str | None, *, source: str = "<script>",
     :class:`~gefion.slurm.errors.SbatchError` (an ``InputError``) naming source, line and
     option for anything refused.
     """
-    parsers = {"array": partial(ArraySpec.parse, max_array_size=site.max_array_size)}
-    cli = read_options([Token(a, None) for a in argv], source=COMMAND_LINE, parsers=parsers)
+    table = option_table(site.max_array_size)
+    cli = read_options([Token(a, None) for a in argv], source=COMMAND_LINE, table=table)
     wrap = Settings(cli).get("wrap", str)
     if wrap is not None:
         if script_text is not None:
@@ -60,9 +77,11 @@ def parse_submission(script_text: str | None, *, source: str = "<script>",
         script_text, source = wrap_command(wrap), "<wrap>"
     elif script_text is None:
         raise SbatchError("no batch script: give a script or --wrap", source=COMMAND_LINE)
-    check_script(script_text, source=source)
-    tokens, ignored = extract_directives(script_text, source=source)
-    s = Settings([*read_options(tokens, source=source, parsers=parsers), *cli])
+    if len(script_text) <= _CACHED_SCRIPT_CHARS:
+        script, ignored = _script_options(script_text, source, site.max_array_size)
+    else:
+        script, ignored = _read_script(script_text, source, site.max_array_size)
+    s = Settings([*script, *cli])
     # Script warnings in line order, then the command line's.
     warnings = tuple(sorted((*ignored, *review(s, site)),
                             key=lambda w: (w.line is None, w.line or 0)))

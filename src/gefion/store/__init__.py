@@ -12,7 +12,8 @@
 Modules: :mod:`~gefion.store.records` (the dataclasses), :mod:`~gefion.store.projection`
 (the pure ``apply``), :mod:`~gefion.store.schema` (tables), ``migrations/`` (Alembic),
 :mod:`~gefion.store.engine` (backends, durability), :mod:`~gefion.store.writer` (group
-commit), :mod:`~gefion.store.ops` (the writes), :mod:`~gefion.store.hotpath` (their
+commit), :mod:`~gefion.store.submit_ops` (submissions, the hot write),
+:mod:`~gefion.store.ops` (the other writes), :mod:`~gefion.store.hotpath` (their
 statements), :mod:`~gefion.store.checks` (input checks), :mod:`~gefion.store.codec`
 (JobSpec ↔ JSON), :mod:`~gefion.store.store` (the API), :mod:`~gefion.store.usage` (runs
 and usage totals, for accounting). Tenancy — users, projects,

@@ -33,15 +33,17 @@ def check_text(value: object, field: str, *, required: bool = False) -> None:
         raise InputError(f"must be at most {_TEXT_LIMITS[field]} characters", field=field)
 
 
-def check_json(value: object, field: str) -> None:
-    """JSON that both backends store alike (PostgreSQL refuses NaN and infinities)."""
+def check_json(value: object, field: str) -> str | None:
+    """JSON that both backends store alike (PostgreSQL refuses NaN and infinities); returns
+    the text to store (None for None)."""
     try:
-        dumps(value)
+        return dumps(value)
     except (TypeError, ValueError) as e:
         raise InputError(f"is not storable as JSON: {e}", field=field) from None
 
 
-def check_new_job(job: object, index: int) -> None:
+def check_new_job(job: object, index: int) -> str:
+    """Check a job to submit; returns its spec as the JSON text to store."""
     if not isinstance(job, NewJob):
         raise InputError(f"expected a NewJob, got {type(job).__name__}", field=f"jobs[{index}]")
     try:
@@ -57,9 +59,11 @@ def check_new_job(job: object, index: int) -> None:
                              field="array_task_id")
         if not isinstance(job.spec, Mapping):
             raise InputError("must be a JSON object", field="spec")
-        check_json(job.spec, "spec")
+        spec_json = check_json(job.spec, "spec")
     except InputError as e:
         raise e.prefixed(f"jobs[{index}]") from None
+    assert spec_json is not None
+    return spec_json
 
 
 def check_new_event(event: object, index: int) -> None:

@@ -37,5 +37,6 @@ def spec_from_json(obj: Mapping[str, Any]) -> JobSpec:
     """
     kwargs = {name: obj[name] for name in _SPEC_FIELDS if name in obj}
     if "depends_on" in kwargs:
-        kwargs["depends_on"] = Dependency.parse(",".join(kwargs["depends_on"]))
+        depends_on = kwargs["depends_on"]
+        kwargs["depends_on"] = Dependency.parse(",".join(depends_on)) if depends_on else ()
     return JobSpec(**kwargs)

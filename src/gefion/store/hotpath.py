@@ -8,7 +8,8 @@ like CI's). So the few statements that every write runs are rendered once per ba
 the Core tables of :mod:`gefion.store.schema` (one source for names and columns) and
 executed on the raw cursor of the transaction's connection, inside the transaction that
 SQLAlchemy began. Reads, migrations and everything else stay on SQLAlchemy. JSON values
-are encoded here (the cursor does not know the column types).
+are encoded here (the cursor does not know the column types), but a submitted job's spec,
+which its checks encoded already (:mod:`gefion.store.submit_ops`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,22 @@ def dumps(value: Any) -> str | None:
     """JSON text for a JSON column (None stays SQL NULL). Raises ValueError (NaN, inf) or
     TypeError (not JSON) for a value that cannot be stored."""
     return None if value is None else _ENCODER.encode(value)
+
+
+def submitted_json(payload: Mapping[str, Any], spec_json: str) -> str:
+    """``dumps(payload)`` for a payload whose ``spec`` is encoded already (``spec_json``):
+    the same text, with the spec spliced in rather than encoded again."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    part = before
+    for key, value in payload.items():
+        if key == "spec":
+            part = after
+        else:
+            part[key] = value
+    inner = [_ENCODER.encode(before)[1:-1], '"spec":' + spec_json,
+             _ENCODER.encode(after)[1:-1]]
+    return "{" + ",".join(p for p in inner if p) + "}"
 
 
 def _loads(value: Any) -> Any:
@@ -152,26 +169,32 @@ class HotPath:
                 for job_id, payload in rows}
 
     def update_scheduling_info(self, conn: sa.Connection, rows: Sequence[
-            tuple[int, str | None, float | None, Mapping[str, Any] | None]]) -> None:
-        """Set (reason, eta_ts, priority) of the jobs among ``rows`` that are PENDING."""
+            tuple[int, str | None, float | None, str | None]]) -> None:
+        """Set (reason, eta_ts, priority) of the jobs among ``rows`` that are PENDING; the
+        priority factors come as JSON text (encoded when they were checked)."""
         if not rows:
             return
         if self._backend == "postgresql":
             ids, reasons, eta_ts, priorities = zip(*rows, strict=True)
             self.execute(conn, self._set_scheduling_info_arrays, {
                 "ids": list(ids), "reasons": list(reasons), "eta_ts": list(eta_ts),
-                "priorities": [dumps(p) for p in priorities]})
+                "priorities": list(priorities)})
         else:
             self.executemany(conn, self.set_scheduling_info, [
-                {"id": job_id, "reason": reason, "eta_ts": eta, "priority": dumps(priority)}
+                {"id": job_id, "reason": reason, "eta_ts": eta, "priority": priority}
                 for job_id, reason, eta, priority in rows])
 
     def insert_submissions(self, conn: sa.Connection, event_rows: Sequence[EventRow],
-                           job_rows: Sequence[JobRow]) -> None:
-        """Insert ``job.submitted`` events and their job rows (one round trip on PostgreSQL)."""
+                           job_rows: Sequence[JobRow], specs_json: Sequence[str]) -> None:
+        """Insert ``job.submitted`` events and their job rows (one round trip on
+        PostgreSQL); ``specs_json`` is each job's spec, encoded already."""
         with self.pipeline(conn):
-            self.insert_events(conn, event_rows)
-            self.insert_jobs(conn, job_rows)
+            self.executemany(conn, self.insert_event, [
+                {"seq": e.seq, "ts": e.ts, "kind": e.kind, "job_id": e.job_id, "node": e.node,
+                 "payload": submitted_json(e.payload, spec)}
+                for e, spec in zip(event_rows, specs_json, strict=True)])
+            self.executemany(conn, self.insert_job, [
+                _job_params(j, spec) for j, spec in zip(job_rows, specs_json, strict=True)])
 
     def insert_events(self, conn: sa.Connection, rows: Sequence[EventRow]) -> None:
         self.executemany(conn, self.insert_event, [
@@ -183,21 +206,28 @@ class HotPath:
 
     def update_jobs(self, conn: sa.Connection, rows: Sequence[JobRow]) -> None:
         """Write the columns events change (:data:`JOB_MUTABLE_COLUMNS`)."""
-        self.executemany(conn, self.update_job, [
-            {k: v for k, v in _job_params(j).items() if k == "id" or k in JOB_MUTABLE_COLUMNS}
-            for j in rows])
+        self.executemany(conn, self.update_job, [_mutable_params(j) for j in rows])
 
 
-def _job_params(job: JobRow) -> dict[str, Any]:
-    return {
-        "id": job.id, "array_job_id": job.array_job_id, "array_task_id": job.array_task_id,
+def _job_params(job: JobRow, spec_json: str | None = None) -> dict[str, Any]:
+    """The row's parameters; ``spec_json``: its spec, encoded already."""
+    params = _mutable_params(job)
+    params.update({
+        "array_job_id": job.array_job_id, "array_task_id": job.array_task_id,
         "name": job.name, "user": job.user, "project": job.project, "qos": job.qos,
-        "state": job.state.value, "spec": dumps(job.spec), "submit_ts": job.submit_ts,
-        "start_ts": job.start_ts, "end_ts": job.end_ts, "exit_code": job.exit_code,
+        "spec": dumps(job.spec) if spec_json is None else spec_json, "submit_ts": job.submit_ts,
+        "idempotency_key": job.idempotency_key})
+    return params
+
+
+def _mutable_params(job: JobRow) -> dict[str, Any]:
+    """The id and the columns events change (:data:`JOB_MUTABLE_COLUMNS`)."""
+    return {
+        "id": job.id, "state": job.state.value, "start_ts": job.start_ts,
+        "end_ts": job.end_ts, "exit_code": job.exit_code,
         "allocation": dumps(allocation_to_json(job.allocation)) if job.allocation else "{}",
-        "held": job.held,
-        "restarts": job.restarts, "reason": job.reason, "eta_ts": job.eta_ts,
-        "priority": dumps(job.priority), "idempotency_key": job.idempotency_key,
+        "held": job.held, "restarts": job.restarts, "reason": job.reason,
+        "eta_ts": job.eta_ts, "priority": dumps(job.priority),
         "updated_seq": job.updated_seq, "gpu_s": job.gpu_s, "energy_j": job.energy_j,
     }
 

@@ -1,4 +1,5 @@
-"""The store's writes, as :class:`~gefion.store.writer.WriteOp` s run by the writer.
+"""The store's writes but submissions (:mod:`gefion.store.submit_ops`), as
+:class:`~gefion.store.writer.WriteOp` s run by the writer.
 
 Each ``run_many`` reads and checks everything first, and writes only once every check has
 passed: an op that reports a bad request has written nothing (the writer's contract).
@@ -7,15 +8,15 @@ Statements on the hot path go through :mod:`gefion.store.hotpath`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 
 from gefion.core.errors import GefionError, InputError
 from gefion.store import projection, tenancy_ops
-from gefion.store.records import EventKind, EventRow, JobRow, NewEvent, NewJob, NodeRow
+from gefion.store.records import EventKind, EventRow, JobRow, NewEvent, NodeRow
 from gefion.store.schema import (
     event_from_db,
     events,
@@ -40,115 +41,6 @@ _update_node = (
 def _chunks(items: Sequence[X]) -> Iterable[Sequence[X]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i:i + _CHUNK]
-
-
-# -- submit -----------------------------------------------------------------------------
-
-@dataclass(eq=False)
-class SubmitOp(WriteOp[list[int]]):
-    """Submit ``jobs`` together: contiguous ids, one ``job.submitted`` event each."""
-
-    jobs: Sequence[NewJob]
-    ts: float
-    idempotency_key: str | None
-    is_array: bool
-
-    def __post_init__(self) -> None:
-        super().__init__()
-
-    @classmethod
-    def run_many(cls, tx: Tx, ops: Sequence[SubmitOp]) -> list[list[int] | GefionError]:
-        # The log head's lock first: a submission of the same key that committed while we
-        # waited for it is then visible to the lookup (PostgreSQL reads committed data per
-        # statement), so concurrent retries of one key never both insert.
-        tx.lock()
-        keys = {op.idempotency_key for op in ops if op.idempotency_key is not None}
-        known = _ids_for_keys(tx, keys) if keys else {}
-        outcomes: list[list[int] | GefionError] = []
-        # The ops that submit (not repeats of a key seen before, or earlier in this run)
-        # get their ids and seqs in one allocation.
-        seen = set(known)
-        fresh: set[int] = set()
-        for op in ops:
-            if op.idempotency_key is None or op.idempotency_key not in seen:
-                fresh.add(id(op))
-                if op.idempotency_key is not None:
-                    seen.add(op.idempotency_key)
-        total = sum(len(op.jobs) for op in ops if id(op) in fresh)
-        seqs, ids = tx.allocate(total, total) if total else (range(0), range(0))
-        next_seq, next_id = iter(seqs), iter(ids)
-        event_rows: list[EventRow] = []
-        job_rows: list[JobRow] = []
-        for op in ops:
-            key = op.idempotency_key
-            if id(op) not in fresh:
-                assert key is not None
-                earlier = known[key]
-                if len(earlier) != len(op.jobs):
-                    outcomes.append(InputError(
-                        f"idempotency key {key!r} was used for a submission of "
-                        f"{len(earlier)} job(s), not {len(op.jobs)}", field="idempotency_key"))
-                else:
-                    outcomes.append(earlier)
-                continue
-            op_ids = [next(next_id) for _ in op.jobs]
-            array_job_id = op_ids[0] if op.is_array else None
-            for i, (job_id, job) in enumerate(zip(op_ids, op.jobs, strict=True)):
-                payload = projection.submitted_payload(
-                    name=job.name, user=job.user, project=job.project, qos=job.qos,
-                    spec=job.spec, held=job.held, array_job_id=array_job_id,
-                    array_task_id=job.array_task_id,
-                    idempotency_key=key if i == 0 else None,
-                    batch_size=len(op_ids) if i == 0 and key is not None else None)
-                event = EventRow(next(next_seq), op.ts, EventKind.JOB_SUBMITTED.value,
-                                 job_id, None, payload)
-                event_rows.append(event)
-                job_rows.append(projection.apply(event, None))
-            if key is not None:
-                known[key] = op_ids
-            outcomes.append(op_ids)
-        if event_rows:
-            tx.hot.insert_submissions(tx.conn, event_rows, job_rows)
-            tx.events.extend(event_rows)
-        return outcomes
-
-
-@dataclass(eq=False)
-class SubmitBatchOp(WriteOp[list[list[int]]]):
-    """Several submissions, all or nothing (``Store.submit_batch``)."""
-
-    submissions: Sequence[SubmitOp]
-
-    def __post_init__(self) -> None:
-        super().__init__()
-
-    @classmethod
-    def run_many(cls, tx: Tx, ops: Sequence[SubmitBatchOp]
-                 ) -> list[list[list[int]] | GefionError]:
-        inner = [op for batch in ops for op in batch.submissions]
-        outcomes = iter(SubmitOp.run_many(tx, inner))
-        results: list[list[list[int]] | GefionError] = []
-        for batch in ops:
-            ids = [next(outcomes) for _ in batch.submissions]
-            bad = next((i for i, o in enumerate(ids) if isinstance(o, GefionError)), None)
-            if bad is not None:  # the others were written: undo all (the writer retries
-                error = ids[bad]  # each batch alone, so only this one fails)
-                assert isinstance(error, GefionError)
-                raise error.prefixed(f"submissions[{bad}]") \
-                    if isinstance(error, InputError) else error
-            results.append([o for o in ids if not isinstance(o, GefionError)])
-        return results
-
-
-def _ids_for_keys(tx: Tx, keys: set[str]) -> dict[str, list[int]]:
-    """The ids of earlier submissions with these keys: the first job carries the key, and
-    its ``job.submitted`` event how many contiguous ids the submission got."""
-    first = tx.hot.first_ids(tx.conn, sorted(keys))
-    if not first:
-        return {}
-    sizes = tx.hot.submission_sizes(tx.conn, sorted(first.values()))
-    return {key: list(range(job_id, job_id + sizes.get(job_id, 1)))
-            for key, job_id in first.items()}
 
 
 # -- append -----------------------------------------------------------------------------
@@ -239,11 +131,15 @@ def _load_nodes(conn: sa.Connection, names: set[str]) -> dict[str, NodeRow]:
 
 # -- scheduling info --------------------------------------------------------------------
 
+#: (job id, reason, eta_ts, priority factors as JSON text) of a pending job.
+SchedulingRow = tuple[int, str | None, float | None, str | None]
+
+
 @dataclass(eq=False)
 class SchedulingInfoOp(WriteOp[None]):
     """Set ``reason``, ``eta_ts`` and ``priority`` of pending jobs (no event: see Store)."""
 
-    rows: Sequence[tuple[int, str | None, float | None, Mapping[str, Any] | None]]
+    rows: Sequence[SchedulingRow]
 
     def __post_init__(self) -> None:
         super().__init__()

@@ -29,14 +29,18 @@ from gefion.store.records import Allocation, EventKind, EventRow, JobRow, NodeRo
 
 _FINAL_BY_EXIT = (JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT)
 _UP = NodeState.IDLE
+_KINDS = {k.value: k for k in EventKind}  # a member is equal to its value, and hashes alike
 
 
 def event_kind(kind: str) -> EventKind:
     """``kind`` as an :class:`EventKind`; :class:`InputError` if there is no such kind."""
-    try:
-        return EventKind(kind)
-    except ValueError:
-        raise InputError(f"unknown event kind {kind!r}", field="kind") from None
+    try:  # a dict lookup: every event of every tailer passes here
+        found = _KINDS.get(kind)
+    except TypeError:  # unhashable: not a kind
+        found = None
+    if found is None:
+        raise InputError(f"unknown event kind {kind!r}", field="kind")
+    return found
 
 
 def apply(event: EventRow, job: JobRow | None) -> JobRow:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -22,6 +22,7 @@ from gefion.core.errors import InputError
 from gefion.core.jobs import JobState
 from gefion.store import checks, ops, projection, usage
 from gefion.store import engine as engines
+from gefion.store import submit_ops as submits
 from gefion.store.recent import RecentEvents
 from gefion.store.records import EventKind, EventRow, JobRow, NewEvent, NewJob, NodeRow
 from gefion.store.schema import (
@@ -129,8 +130,8 @@ class Store(TenancyStore):
         checks.check_ts(ts)
         if idempotency_key is not None:
             checks.check_text(idempotency_key, "idempotency_key", required=True)
-        op = _submit_op(tuple(specs), float(ts), idempotency_key)
-        return [] if op is None else self._write(op)
+        submit = submits.checked_submit(tuple(specs), float(ts), idempotency_key)
+        return [] if submit is None else self._write(submits.SubmitOp(submit))
 
     def submit_batch(self, submissions: Sequence[Sequence[NewJob]], *, ts: float,
                      idempotency_key: str | None = None) -> list[list[int]]:
@@ -142,17 +143,18 @@ class Store(TenancyStore):
         checks.check_ts(ts)
         if idempotency_key is not None:
             checks.check_text(idempotency_key, "idempotency_key", required=True)
-        batch: list[ops.SubmitOp] = []
+        batch: list[submits.Submit] = []
         for i, specs in enumerate(submissions):
             try:
-                op = _submit_op(tuple(specs), float(ts), None if idempotency_key is None
-                                else f"{idempotency_key}#{i}")
+                submit = submits.checked_submit(tuple(specs), float(ts), None
+                                                if idempotency_key is None
+                                                else f"{idempotency_key}#{i}")
             except InputError as exc:
                 raise exc.prefixed(f"submissions[{i}]") from None
-            if op is None:
+            if submit is None:
                 raise InputError("a submission without jobs", field=f"submissions[{i}]")
-            batch.append(op)
-        return self._write(ops.SubmitBatchOp(batch)) if batch else []
+            batch.append(submit)
+        return self._write(submits.SubmitBatchOp(batch)) if batch else []
 
     def append(self, events: Sequence[NewEvent]) -> list[int]:
         """Append events and apply them to the projections, in one transaction, all or
@@ -179,16 +181,16 @@ class Store(TenancyStore):
         the next cycle. Rows for jobs that are no longer PENDING are skipped (a start or
         cancel that committed first wins). One transaction, batched statements.
         """
-        checked: list[tuple[int, str | None, float | None, Mapping[str, Any] | None]] = []
+        checked: list[ops.SchedulingRow] = []
         for job_id, reason, eta_ts, priority in rows:
             if reason is not None:
                 checks.check_text(reason, "reason")
             if eta_ts is not None:
                 checks.check_ts(eta_ts, "eta_ts")
             checked.append((int(job_id), reason, None if eta_ts is None else float(eta_ts),
-                            None if priority is None else dict(priority)))
+                            None if priority is None
+                            else checks.check_json(dict(priority), "priority")))
         if checked:
-            checks.check_json([row[3] for row in checked], "priority")
             self._write(ops.SchedulingInfoOp(checked))
 
     def rebuild_projections(self) -> tuple[int, int]:
@@ -327,19 +329,3 @@ class Store(TenancyStore):
             raise RuntimeError("the store is closed")
         return self._writer.execute(op)
 
-
-def _submit_op(specs: tuple[NewJob, ...], ts: float,
-               idempotency_key: str | None) -> ops.SubmitOp | None:
-    """The checked write of one submission (None: no jobs); raises InputError."""
-    if not specs:
-        return None
-    tasks = [s.array_task_id for s in specs]
-    is_array = tasks[0] is not None
-    if is_array and (None in tasks or len(set(tasks)) != len(tasks)):
-        raise InputError("an array's jobs all need distinct task ids", field="array_task_id")
-    if not is_array and any(t is not None for t in tasks):
-        raise InputError("either every job of a submission is an array task or none",
-                         field="array_task_id")
-    for i, spec in enumerate(specs):
-        checks.check_new_job(spec, i)
-    return ops.SubmitOp(specs, ts, idempotency_key, is_array)

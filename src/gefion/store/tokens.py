@@ -47,7 +47,9 @@ def display_prefix(token: str) -> str:
 
 def looks_like_token(text: str) -> bool:
     """Whether ``text`` holds something shaped like a Gefion token."""
-    return TOKEN_PATTERN.search(text) is not None
+    # The prefix first: a substring test is a fraction of the pattern's search, and it is
+    # asked of every variable of every submitted environment.
+    return TOKEN_PREFIX in text and TOKEN_PATTERN.search(text) is not None
 
 
 def new_token_id() -> str:
