@@ -258,3 +258,36 @@ def test_a_script_read_once_locates_errors_in_its_own_source() -> None:
         with pytest.raises(SbatchError) as info:
             parse_submission(text, source=source)
         assert (info.value.source, info.value.line) == (source, 3)
+
+
+def test_a_sweep_that_varies_only_names_is_reviewed_once(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    # Review's verdict depends only on the options it reads: jobs of a sweep that differ
+    # in name, output, comment or exported variables share it, with their own names.
+    from gefion.slurm import parse
+
+    calls: list[int] = []
+    real = parse.review
+    monkeypatch.setattr(parse, "review", lambda s, site: calls.append(1) or real(s, site))
+    parse._reviewed.clear()
+    text = script("#SBATCH -G 8 -t 1:00:00", "#SBATCH --mail-type=END")
+    subs = [parse_submission(text, source="sweep.sh",
+                             argv=[f"--job-name=s{i}", f"--output=out-{i}",
+                                   f"--export=ALL,I={i}"])
+            for i in range(5)]
+    assert len(calls) == 1
+    assert [s.name for s in subs] == [f"s{i}" for i in range(5)]
+    assert [s.output for s in subs] == [f"out-{i}" for i in range(5)]
+    assert {(w.line, w.message) for s in subs for w in s.warnings} == \
+        {(3, subs[0].warnings[0].message)}
+    # An option review reads is part of what is remembered: a new value is reviewed anew,
+    # and a refusal is raised every time.
+    parse_submission(text, source="sweep.sh", argv=["-J", "x", "--gpus-per-node=4"])
+    assert len(calls) == 2
+    for _ in range(2):
+        with pytest.raises(SbatchError, match="GPUs per node"):
+            parse_submission(text, source="sweep.sh", argv=["-J", "y", "--gpus-per-node=9"])
+    assert len(calls) == 4
+    # The same directive on another line is its own entry: warnings name their own line.
+    moved = script("#SBATCH -G 8 -t 1:00:00", "", "#SBATCH --mail-type=END")
+    assert [w.line for w in parse_submission(moved, source="sweep.sh").warnings] == [4]

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gefion.core.errors import InputError
 from gefion.core.jobs import Dependency, DependencyKind, JobSpec, JobState, TopologyConstraint
 from gefion.store import EventKind, NewJob, Store, spec_from_json
-from gefion.store.hotpath import dumps, submitted_json
+from gefion.store.hotpath import _ENCODER, dumps, submitted_json
 from tests.store.builders import all_jobs, new_job
 
 
@@ -197,8 +200,32 @@ def test_concurrent_retries_of_one_key_submit_once(
         assert len(all_jobs(store)) == 2
 
 
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**80, max_value=2**80)
+    | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=4) | st.integers(0, 9), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON)
+def test_dumps_stores_and_refuses_what_the_standard_encoder_does(value: object) -> None:
+    # orjson encodes where it agrees with the reference encoder (strict: no NaN or inf);
+    # anything else is the reference's to store or refuse. (A bare None is SQL NULL.)
+    value = {"v": value}
+    try:
+        expected: object = json.loads(_ENCODER.encode(value))
+    except (TypeError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            dumps(value)
+        return
+    text = dumps(value)
+    assert text is not None and json.loads(text) == expected
+
+
 @pytest.mark.parametrize("payload", [
-    pytest.param({"name": "a", "spec": {"env": {"A": "1"}}, "held": False}, id="middle"),
+    pytest.param({"name": "é", "spec": {"env": {"A": "1"}}, "held": False}, id="middle"),
     pytest.param({"spec": {}, "held": True}, id="first"),
     pytest.param({"name": "a", "spec": {"x": [1, 2.5, None]}}, id="last"),
     pytest.param({"spec": {"quote": "\"spec\":0"}}, id="alone"),

@@ -402,12 +402,12 @@ class Scheduler:
         """Queue view: reason and ETA of every pending job whose view changed."""
         changed: list[SchedulingInfo] = []
         published = self._published
-        for v in result.pending:  # the hot loop of a long queue: no attribute work
-            view = (v.reason, v.planned_start_s)
-            if published.get(v.job_id) != view:
-                published[v.job_id] = view
-                factors = result.factors.get(v.job_id)
-                changed.append((int(v.job_id), v.reason.value, v.planned_start_s,
+        for job_id, reason, planned in result.views():  # the hot loop of a long queue
+            view = (reason, planned)
+            if published.get(job_id) != view:
+                published[job_id] = view
+                factors = result.factors.get(job_id)
+                changed.append((int(job_id), reason.value, planned,
                                 None if factors is None else factors_json(factors)))
         if changed:
             try:

@@ -55,6 +55,18 @@ class BatchMemo:
     environment: tuple[ExportSpec | None, Mapping[str, str], dict[str, str]] | None = None
 
 
+#: Whether a variable name is exported (:func:`_exported`), per name seen: a submitter's
+#: environment holds the same few dozen names request after request.
+_EXPORTED: dict[str, bool] = {}
+
+
+def _exported(name: str) -> bool:
+    exported = not name.startswith(_NOT_EXPORTED)
+    if len(_EXPORTED) < 65_536:  # bounded: names are the client's to choose
+        _EXPORTED[name] = exported
+    return exported
+
+
 def check_account(user: str) -> None:
     """When the controller runs as root, jobs run as the user who submitted them: refuse a
     user without an account on this host, before anything is stored."""
@@ -98,7 +110,9 @@ def job_environment(export: ExportSpec | None, env: Mapping[str, str]) -> dict[s
     Inherited variables never include an API token (``GEFION_TOKEN``, or any value holding
     one): the environment is stored with the job, and tokens are stored nowhere in clear."""
     inherit = export is None or export.inherit
-    out = {k: v for k, v in env.items() if not k.startswith(_NOT_EXPORTED)} if inherit else {}
+    exported = _EXPORTED
+    out = {k: v for k, v in env.items()
+           if exported.get(k) or (k not in exported and _exported(k))} if inherit else {}
     if TOKEN_PREFIX in "".join(out.values()):  # rare: then look at each value
         out = {k: v for k, v in out.items() if not looks_like_token(v)}
     for name, value in export.variables if export is not None else ():

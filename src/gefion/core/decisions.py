@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import repeat
 from typing import NamedTuple, overload
 
 import numpy as np
@@ -129,6 +130,14 @@ class Verdicts(Sequence[Verdict]):
             done.extend([new(Verdict, (ids[i], RUN_REASONS[r], None, ""))
                          for i, r in zip(index.tolist(), reasons.tolist(), strict=True)])
 
+    def views(self) -> Iterator[tuple[str, PendingReason, float | None]]:
+        """``(job_id, reason, planned_start_s)`` of every verdict, in order, without making
+        Verdict objects of the runs: what a body that publishes reasons reads each cycle."""
+        yield from ((v.job_id, v.reason, v.planned_start_s) for v in self._done)
+        for _, ids, index, reasons in self._runs:
+            yield from zip(map(ids.__getitem__, index.tolist()),
+                           map(RUN_REASONS.__getitem__, reasons.tolist()), repeat(None))
+
     def __len__(self) -> int:
         return self._len
 
@@ -184,6 +193,13 @@ class CycleResult:
     factors: Mapping[str, PriorityFactors]
     planned: Mapping[str, Placement]
     barrier: tuple[str, int, int] | None = None
+
+    def views(self) -> Iterator[tuple[str, PendingReason, float | None]]:
+        """``(job_id, reason, planned_start_s)`` of each pending job, in priority order."""
+        pending = self.pending
+        if isinstance(pending, Verdicts):
+            return pending.views()
+        return ((v.job_id, v.reason, v.planned_start_s) for v in pending)
 
     def verdict(self, job_id: str) -> Verdict | None:
         for v in self.pending:

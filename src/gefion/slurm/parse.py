@@ -57,6 +57,28 @@ def _read_script(script_text: str, source: str, max_array_size: int
 _CACHED_SCRIPT_CHARS = 65_536
 _script_options = functools.lru_cache(maxsize=256)(_read_script)
 
+#: Options :func:`~gefion.slurm.site.review` never reads: the free text that tells the jobs
+#: of a sweep apart. Review sees the settings without them, so its verdict depends only on
+#: the rest, and a sweep that varies only these is reviewed once.
+_NOT_REVIEWED = frozenset({"job-name", "output", "error", "comment", "chdir", "export"})
+_REVIEWED_MAX = 1024
+_reviewed: dict[tuple[object, ...], tuple[Diagnostic, ...]] = {}
+
+
+def _review(s: Settings, site: Site) -> tuple[Diagnostic, ...]:
+    """``review`` of ``s`` without :data:`_NOT_REVIEWED`, remembered by where and how each
+    remaining option was written (an option's value is a function of that text): a refusal
+    is raised again each time, never remembered."""
+    uses = [use for key, use in s.items() if key not in _NOT_REVIEWED]
+    key = (site, *(use.origin for use in uses))
+    warnings = _reviewed.get(key)
+    if warnings is None:
+        warnings = review(Settings(uses), site)
+        if len(_reviewed) >= _REVIEWED_MAX:
+            _reviewed.clear()
+        _reviewed[key] = warnings
+    return warnings
+
 
 def parse_submission(script_text: str | None, *, source: str = "<script>",
                      argv: Sequence[str] = (), site: Site = _DEFAULT_SITE) -> Submission:
@@ -83,7 +105,7 @@ def parse_submission(script_text: str | None, *, source: str = "<script>",
         script, ignored = _read_script(script_text, source, site.max_array_size)
     s = Settings([*script, *cli])
     # Script warnings in line order, then the command line's.
-    warnings = tuple(sorted((*ignored, *review(s, site)),
+    warnings = tuple(sorted((*ignored, *_review(s, site)),
                             key=lambda w: (w.line is None, w.line or 0)))
 
     array = s.get("array", ArraySpec)
