@@ -144,11 +144,13 @@ class HotPath:
             .where(jobs.c.id == sa.bindparam("id"), jobs.c.state == sa.literal_column("'PENDING'"))
             .values(reason=sa.bindparam("reason"), eta_ts=sa.bindparam("eta_ts"),
                     priority=sa.bindparam("priority")))
-        # PostgreSQL: one UPDATE ... FROM unnest(arrays) beats 10,000 pipelined UPDATEs 5×.
-        self._set_scheduling_info_arrays = (
+        # PostgreSQL: one UPDATE ... FROM a set of rows beats 10,000 pipelined UPDATEs 5×.
+        # The rows travel as one JSON array: psycopg dumps Python lists into PostgreSQL
+        # arrays element by element in Python (~35 µs a job), orjson writes it at once.
+        self._set_scheduling_info_rows = (
             "UPDATE jobs SET reason = v.reason, eta_ts = v.eta_ts, priority = v.priority "
-            "FROM unnest(%(ids)s::bigint[], %(reasons)s::text[], %(eta_ts)s::float8[], "
-            "%(priorities)s::json[]) AS v(id, reason, eta_ts, priority) "
+            "FROM json_to_recordset(%(rows)s::json) "
+            "AS v(id bigint, reason text, eta_ts float8, priority json) "
             "WHERE jobs.id = v.id AND jobs.state = 'PENDING'")
         self.lock_head = render(
             sa.select(log_head.c.last_seq, log_head.c.last_job_id)
@@ -219,10 +221,7 @@ class HotPath:
         if not rows:
             return
         if self._backend == "postgresql":
-            ids, reasons, eta_ts, priorities = zip(*rows, strict=True)
-            self.execute(conn, self._set_scheduling_info_arrays, {
-                "ids": list(ids), "reasons": list(reasons), "eta_ts": list(eta_ts),
-                "priorities": list(priorities)})
+            self.execute(conn, self._set_scheduling_info_rows, {"rows": _json_rows(rows)})
         else:
             self.executemany(conn, self.set_scheduling_info, [
                 {"id": job_id, "reason": reason, "eta_ts": eta, "priority": priority}
@@ -251,6 +250,16 @@ class HotPath:
     def update_jobs(self, conn: sa.Connection, rows: Sequence[JobRow]) -> None:
         """Write the columns events change (:data:`JOB_MUTABLE_COLUMNS`)."""
         self.executemany(conn, self.update_job, [_mutable_params(j) for j in rows])
+
+
+def _json_rows(rows: Sequence[tuple[int, str | None, float | None, str | None]]) -> str:
+    """``[{"id": …, "reason": …, "eta_ts": …, "priority": …}, …]`` as JSON, each priority
+    spliced in as the JSON text it already is."""
+    enc = orjson.dumps
+    return (b"[%b]" % b",".join(
+        b'{"id":%d,"reason":%b,"eta_ts":%b,"priority":%b}' % (
+            job_id, enc(reason), enc(eta), b"null" if priority is None else priority.encode())
+        for job_id, reason, eta, priority in rows)).decode()
 
 
 def _job_params(job: JobRow, spec_json: str | None = None) -> dict[str, Any]:
