@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gefion.core.builder import SnapshotBuilder
-from gefion.core.columns import pending_columns, running_columns
+from gefion.core.columns import any_preemptible, pending_columns, running_columns
 from gefion.core.cycle import _Cycle, run_cycle
 from gefion.core.jobs import Dependency, Job, JobState
 from gefion.core.policies import get_policy
-from gefion.core.snapshot import Snapshot, build_snapshot
+from gefion.core.snapshot import Snapshot, build_snapshot, current_base
 from gefion.core.topology import NodeState, preset
 from tests.core.builders import pending
 
@@ -51,6 +51,8 @@ def same(built: Snapshot, fresh: Snapshot) -> None:
         _Cycle(plain, now, get_policy("fifo")).avail
     assert np.array_equal(ours.free, theirs.free)
     assert np.array_equal(ours.tau, theirs.tau)
+    assert any_preemptible(built) == any_preemptible(plain) == \
+        bool(running_columns(plain).preemptible.any())
     for policy in ("fifo", "fifo-backfill", "las", "gefion"):
         expected = run_cycle(fresh, now, get_policy(policy)).to_json()
         assert run_cycle(built, now, get_policy(policy)).to_json() == expected, policy
@@ -71,7 +73,8 @@ def test_builder_matches_a_fresh_build_after_every_change(steps: list) -> None:
         if kind == "submit" and job is None:
             deps = Dependency.parse("afterok:j0") if k == 3 else ()
             job = pending(job_id, gpus, 600 + 60 * k, submit=float(submit),
-                          project=f"p{k % 3}", depends_on=deps)
+                          project=f"p{k % 3}", depends_on=deps,
+                          qos="scavenger" if k == 4 else "normal")  # preemptible
         elif kind == "start" and job is not None and job.state is JobState.PENDING \
                 and 0 < job.spec.gpus <= 8:
             node = next((n for n in NAMES if free[n] >= job.spec.gpus), None)
@@ -119,6 +122,39 @@ def test_a_snapshot_does_not_change_when_the_builder_does() -> None:
     assert [p.id for p in builder.build(6.0).pending] == ["b"]
 
 
+def test_a_snapshot_kept_past_a_change_still_cycles_as_its_own_jobs_say() -> None:
+    # The builder lends a snapshot its base arrays rather than copying them; once it
+    # changes them, the older snapshot's cycle must not see the change.
+    builder = SnapshotBuilder(CLUSTER)
+    running = replace(pending("r", 8, 3600, submit=0.0), state=JobState.RUNNING, start_s=1.0,
+                      allocation=((NAMES[0], tuple(range(8))),))
+    waiting = [pending(f"w{i}", 16, 600, submit=2.0 + i) for i in range(3)]
+    for job in (running, *waiting):
+        builder.put(job)
+    kept = builder.build(5.0)
+    expected = {policy: run_cycle(build_snapshot(CLUSTER, [running, *waiting], 5.0), 5.0,
+                                  get_policy(policy)).to_json()
+                for policy in ("fifo-backfill", "gefion")}
+    for k, name in enumerate(NAMES[1:4]):  # more nodes busy, then a new build
+        builder.put(replace(pending(f"x{k}", 8, 7200, submit=0.0), state=JobState.RUNNING,
+                            start_s=4.0, allocation=((name, tuple(range(8))),)))
+    builder.build(6.0)
+    builder.put(replace(running, state=JobState.COMPLETED, end_s=6.0, exit_code=0))
+    for policy, result in expected.items():
+        assert run_cycle(kept, 5.0, get_policy(policy)).to_json() == result, policy
+    assert running_columns(kept).expected_end_s.tolist() == [3601.0]  # its own, not now's
+
+
+def test_a_fresh_snapshot_takes_its_columns_and_base_from_the_builder() -> None:
+    builder = SnapshotBuilder(CLUSTER)
+    builder.put(replace(pending("r", 8, 3600, submit=0.0), state=JobState.RUNNING,
+                        start_s=1.0, allocation=((NAMES[2], tuple(range(8))),)))
+    builder.put(pending("w", 16, 600, submit=2.0))
+    snap = builder.build(5.0)
+    assert current_base(snap) is not None
+    assert running_columns(snap) is builder._rcache  # made by the builder, vectorised
+
+
 def test_dependencies_see_the_state_of_jobs_that_ended() -> None:
     builder = SnapshotBuilder(CLUSTER)
     first = pending("a", 8)
@@ -128,3 +164,18 @@ def test_dependencies_see_the_state_of_jobs_that_ended() -> None:
     assert snap.job_states == {"a": JobState.FAILED} and snap.exit_codes == {"a": 3}
     result = run_cycle(snap, 1.0, get_policy("fifo"))
     assert result.pending[0].reason == "DEPENDENCY_NEVER"
+
+
+def test_the_builder_knows_whether_anyone_running_may_be_preempted() -> None:
+    builder = SnapshotBuilder(CLUSTER)
+    scavenger = replace(pending("s", 8, 3600, submit=0.0, qos="scavenger"),
+                        state=JobState.RUNNING, start_s=1.0,
+                        allocation=((NAMES[0], tuple(range(8))),))
+    normal = replace(scavenger, id="n", spec=replace(scavenger.spec, qos="normal"),
+                     allocation=((NAMES[1], tuple(range(8))),))
+    builder.put(normal)
+    assert not any_preemptible(builder.build(2.0))
+    builder.put(scavenger)
+    assert any_preemptible(builder.build(3.0))
+    builder.put(replace(scavenger, state=JobState.COMPLETED, end_s=4.0, exit_code=0))
+    assert not any_preemptible(builder.build(4.0))

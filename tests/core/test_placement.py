@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gefion.core.placement import choose_nodes
 from gefion.core.topology import preset
 from tests.core.builders import cycle, pending, running, started
 
@@ -79,3 +84,22 @@ def test_unknown_placement_is_refused() -> None:
 
     with pytest.raises(PolicyError, match="placement"):
         get_policy("fifo", placement="random")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 5), st.booleans()), min_size=1,
+                max_size=60))
+def test_a_one_node_job_takes_the_fullest_node_then_the_most_fragmented_unit(
+        nodes: list[tuple[int, int, bool]]) -> None:
+    # The rule as a sort: fewest free GPUs, then the unit with fewest usable nodes, then
+    # the lowest index; choose_nodes must pick that node without sorting them all.
+    free = np.array([f for f, _, _ in nodes], dtype=np.int64)
+    units = np.array([u for _, u, _ in nodes], dtype=np.int64)
+    usable = np.array([i for i, (_, _, ok) in enumerate(nodes) if ok], dtype=np.int64)
+    picked = choose_nodes(usable, free, 1, units, 6)
+    if not len(usable):
+        assert picked is None
+        return
+    per_unit = np.bincount(units[usable], minlength=6)
+    expected = min(usable.tolist(), key=lambda n: (free[n], per_unit[units[n]], n))
+    assert picked is not None and picked.tolist() == [expected]

@@ -19,16 +19,17 @@ one-shot form (a fresh builder, every job put, one build).
 from __future__ import annotations
 
 import bisect
+import heapq
+import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
-import numpy.typing as npt
 
 from gefion.core.columns import Interned, PendingColumns, RunningColumns
 from gefion.core.grants import grant_balances
 from gefion.core.jobs import Job, JobState
 from gefion.core.reservations import Reservation
-from gefion.core.snapshot import PendingJob, RunningJob, Snapshot, resolve_shape
+from gefion.core.snapshot import PendingJob, RunningJob, SharedBase, Snapshot, resolve_shape
 from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
@@ -89,10 +90,12 @@ class SnapshotBuilder:
         self._rslot_of: dict[str, int] = {}
         self._rtab = _Slots(3, 1)  # floats: start_s, expected_end_s, service; ints: gpus
         self._rflag = np.zeros(16, dtype=np.bool_)  # preemptible
+        self._preemptible = 0  # running jobs that may be preempted
         self._hslots: dict[str, list[int]] = {}
         self._htab = _Slots(0, 3)  # ints: node, gpus, running slot
         self._hlive = np.zeros(16, dtype=np.bool_)
-        self._rcache: tuple[tuple[RunningJob, ...], RunningColumns] | None = None
+        self._rcache: RunningColumns | None = None
+        self._rtuple: tuple[RunningJob, ...] | None = None
         self._init_base(cluster)
 
     def _init_base(self, cluster: Cluster) -> None:
@@ -107,6 +110,8 @@ class SnapshotBuilder:
         self._tau[:, :] = np.where(np.arange(cluster.max_gpus_per_node + 1)[:, None]
                                    <= self._cap[None, :], -np.inf, np.inf)
         self._dirty: set[int] = set()
+        self._generation = [0]  # bumped by every change to _held or _tau (see _base)
+        self._ends: list[tuple[float, str]] = []  # (expected end, job): a lazy min-heap
 
     # -- changes ------------------------------------------------------------------------
     @property
@@ -232,6 +237,7 @@ class SnapshotBuilder:
         self._rtab.f[slot] = (run.start_s, run.expected_end_s, run.service_gpu_s)
         self._rtab.i[slot, 0] = run.gpus
         self._rflag[slot] = preemptible
+        self._preemptible += bool(preemptible)
         self._rslot_of[job.id] = slot
         holds = []
         for node, gpus in alloc:
@@ -245,7 +251,8 @@ class SnapshotBuilder:
             self._held[node] += gpus
             self._dirty.add(node)
         self._hslots[job.id] = holds
-        self._rcache = None
+        heapq.heappush(self._ends, (run.expected_end_s, job.id))
+        self._running_changed()
 
     def _drop_running(self, job_id: str) -> None:
         run = self._running[job_id]
@@ -254,11 +261,18 @@ class SnapshotBuilder:
             self._held[node] -= gpus
             self._dirty.add(node)
         del self._running[job_id]
-        self._rtab.give(self._rslot_of.pop(job_id))
+        slot = self._rslot_of.pop(job_id)
+        self._preemptible -= bool(self._rflag[slot])
+        self._rtab.give(slot)
         for h in self._hslots.pop(job_id):
             self._hlive[h] = False
             self._htab.give(h)
-        self._rcache = None
+        self._running_changed()
+
+    def _running_changed(self) -> None:
+        """Running jobs, and so held GPUs, changed: what snapshots were lent is stale."""
+        self._rcache = self._rtuple = None
+        self._generation[0] += 1
 
     # -- the snapshot -------------------------------------------------------------------
     def _pending_view(self) -> tuple[tuple[PendingJob, ...], PendingColumns]:
@@ -273,22 +287,32 @@ class SnapshotBuilder:
                 tables=self._interned.frozen()))
         return self._pcache
 
-    def _running_view(self) -> tuple[tuple[RunningJob, ...], RunningColumns]:
+    def _running_tuple(self) -> tuple[RunningJob, ...]:
+        if self._rtuple is None:
+            self._rtuple = tuple(self._running.values())
+        return self._rtuple
+
+    def _running_columns(self) -> RunningColumns:
+        """The running jobs' columns, in the order of :meth:`_running_tuple`: made when a
+        cycle asks (preemption, LAS), not at every build."""
         if self._rcache is None:
             perm = np.fromiter(self._rslot_of.values(), dtype=np.int64,
                                count=len(self._rslot_of))
             f = self._rtab.f[perm]
             live = np.flatnonzero(self._hlive[:self._htab.used])
             h = self._htab.i[live]
-            self._rcache = (tuple(self._running.values()), RunningColumns(
+            self._rcache = RunningColumns(
                 start_s=f[:, 0], expected_end_s=f[:, 1], service_gpu_s=f[:, 2],
                 gpus=self._rtab.i[perm, 0], preemptible=self._rflag[perm],
                 hold_nodes=h[:, 0], hold_gpus=h[:, 1],
-                hold_end_s=self._rtab.f[h[:, 2], 1]))
+                hold_end_s=self._rtab.f[h[:, 2], 1])
         return self._rcache
 
-    def _base(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """GPUs held per node and the raw tau table, brought up to date (copies)."""
+    def _base(self) -> SharedBase:
+        """GPUs held per node and the raw tau table, brought up to date: the builder's own
+        arrays, not copies (a cycle on 12,500 nodes would spend most of its time copying),
+        with the generation they belong to. Any later change bumps the generation, and a
+        cycle given an older one computes its base afresh (:func:`current_base`)."""
         tau, cap = self._tau, self._cap
         for n in self._dirty:
             col = tau[:, n]
@@ -305,8 +329,15 @@ class SnapshotBuilder:
                     g = top + 1
                 if g > top_cap:
                     break
-        self._dirty.clear()
-        return self._held.copy(), tau.copy()
+        if self._dirty:
+            self._dirty.clear()
+            self._generation[0] += 1
+        ends, running = self._ends, self._running
+        while ends and (ends[0][1] not in running
+                        or running[ends[0][1]].expected_end_s != ends[0][0]):
+            heapq.heappop(ends)  # a run that ended, or was replaced
+        earliest = ends[0][0] if ends else math.inf
+        return self._held, tau, self._node_rel, earliest, self._generation, self._generation[0]
 
     def build(self, now: float, *, reservations: Iterable[Reservation] = (),
               projects: Mapping[str, Project] | None = None,
@@ -323,7 +354,7 @@ class SnapshotBuilder:
         """
         projects = dict(projects or {})
         pending, pcols = self._pending_view()
-        running, rcols = self._running_view()
+        running = self._running_tuple()
         # Dependencies need the states of the jobs they name, and nothing else.
         states: dict[str, JobState] = {}
         exits: dict[str, int | None] = {}
@@ -340,6 +371,7 @@ class SnapshotBuilder:
             grant_left_gpu_s=grant_balances(projects, grants, charged_gpu_s or {}, now),
             job_states=states, exit_codes=exits, as_of_s=now)
         object.__setattr__(snapshot, "_columns", pcols)
-        object.__setattr__(snapshot, "_running_columns", rcols)
-        object.__setattr__(snapshot, "_base", self._base())
+        object.__setattr__(snapshot, "_base", self._base())  # first: it may bump the generation
+        object.__setattr__(snapshot, "_running_columns_of", (
+            self._running_columns, self._generation, self._generation[0], self._preemptible))
         return snapshot

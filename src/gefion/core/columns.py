@@ -152,6 +152,13 @@ def running_columns(snapshot: Snapshot) -> RunningColumns:
     cached: RunningColumns | None = snapshot.__dict__.get("_running_columns")
     if cached is not None:
         return cached
+    lent = snapshot.__dict__.get("_running_columns_of")  # a builder's, while still current
+    if lent is not None:
+        make, cell, generation, _ = lent
+        if cell[0] == generation:
+            made: RunningColumns = make()
+            object.__setattr__(snapshot, "_running_columns", made)
+            return made
     running = snapshot.running
     f = np.array([(r.start_s, r.expected_end_s, r.service_gpu_s) for r in running],
                  dtype=np.float64).reshape(len(running), 3)
@@ -165,3 +172,12 @@ def running_columns(snapshot: Snapshot) -> RunningColumns:
         hold_end_s=h[:, 2].copy())
     object.__setattr__(snapshot, "_running_columns", columns)
     return columns
+
+
+def any_preemptible(snapshot: Snapshot) -> bool:
+    """Whether any running job may be preempted: the builder's count while current (no
+    columns made for a question most cycles ask), else from the columns."""
+    lent = snapshot.__dict__.get("_running_columns_of")
+    if lent is not None and lent[1][0] == lent[2]:
+        return bool(lent[3] > 0)
+    return bool(running_columns(snapshot).preemptible.any())

@@ -42,7 +42,7 @@ from gefion.core.plans import Plan, PlanProfile
 from gefion.core.policies.base import Policy
 from gefion.core.preemption import choose_victims
 from gefion.core.profile import Availability, Block, BoolArray, IntArray, reservation_blocks
-from gefion.core.snapshot import PendingJob, Snapshot
+from gefion.core.snapshot import PendingJob, Snapshot, current_base
 
 #: A running job past its time limit is about to be killed: expect its GPUs back this soon.
 OVERDUE_S = 1.0
@@ -86,20 +86,20 @@ class _Cycle:
         cluster = snapshot.cluster
         self.names = cluster.names
         self.node_index = cluster.node_index
-        capacity, up = cluster.capacity, cluster.up
-        rcols = running_columns(snapshot)
-        ends = rcols.hold_end_s
-        base = snapshot.__dict__.get("_base")  # kept by the builder between cycles
-        if base is not None and (not len(ends) or float(ends.min()) > now):
-            self.avail = Availability(capacity, up, now, base=base,
-                                      holds=(rcols.hold_nodes, rcols.hold_gpus, ends))
+        capacity, up, units = cluster.arrays
+        base = current_base(snapshot)  # kept by the builder between cycles
+        if base is not None and base.earliest_end_s > now:
+            self.avail = Availability(capacity, up, now, base=(base.held, base.tau),
+                                      releases=base.releases)
         else:  # overdue jobs are expected back shortly: compute the base here
+            rcols = running_columns(snapshot)
+            ends = rcols.hold_end_s
             self.avail = Availability(capacity, up, now, holds=(
                 rcols.hold_nodes, rcols.hold_gpus,
                 np.where(ends > now, ends, now + OVERDUE_S)))
-        self.node_units: IntArray = np.asarray(cluster.node_units, dtype=np.int64)
+        self.node_units: IntArray = units
         self.unit_count = len(cluster.units)
-        self.up: BoolArray = np.asarray(up, dtype=np.bool_)
+        self.up: BoolArray = up
         self.node_projects: list[set[str]] = [set() for _ in capacity] \
             if any(p.sensitive for p in snapshot.projects.values()) else []
         self.project_gpus: dict[str, int] = {}

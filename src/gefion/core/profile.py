@@ -45,24 +45,24 @@ class Block:
 class Availability:
     """Mutable per-cycle working state; created by the cycle, never shared across cycles."""
 
-    def __init__(self, capacity: Sequence[int], up: Sequence[bool], now: float,
+    def __init__(self, capacity: Sequence[int] | IntArray, up: Sequence[bool] | BoolArray,
+                 now: float,
                  holds: tuple[IntArray, IntArray, FloatArray] | None = None,
-                 base: tuple[IntArray, FloatArray] | None = None) -> None:
+                 base: tuple[IntArray, FloatArray] | None = None,
+                 releases: Sequence[Sequence[tuple[float, int]]] | None = None) -> None:
         """``holds``: the running jobs' GPUs as (node, GPUs, until) columns; the same as
         :meth:`hold_many` right after construction, for the price of one base.
 
-        ``base``, with ``holds``: the base already computed from those holds by the snapshot
-        builder — GPUs held per node, and ``tau`` with ``-inf`` for "free now" — valid when
-        every hold ends after ``now``; then nothing is sorted or recomputed here, and a
-        node's releases are looked up in ``holds`` only when the cycle touches the node."""
+        ``base``, with ``releases``: the base the snapshot builder keeps — GPUs held per
+        node, ``tau`` with ``-inf`` for "free now", and each node's releases (end, GPUs) in
+        order — valid when every running job ends after ``now``. Nothing is sorted or
+        recomputed here; ``tau`` is made when first asked, and a node's releases are
+        copied only when the cycle touches the node. None of them is written to."""
         self.now = now
         self.n = len(capacity)
         self.capacity: IntArray = np.asarray(capacity, dtype=np.int64)
         self.up: BoolArray = np.asarray(up, dtype=np.bool_)
         self.max_gpus = int(self.capacity.max()) if self.n else 0
-        # A node that is drained or down offers nothing, now or later.
-        self.free: IntArray = np.where(self.up, self.capacity, 0).astype(np.int64)
-        self.tau: FloatArray = np.full((self.max_gpus + 1, self.n), INF)
         self.plans: list[Plan] = []
         self.profile = PlanProfile(self.n)
         self._dirty: set[int] = set()
@@ -73,17 +73,39 @@ class Availability:
         self._rel_times: FloatArray = np.zeros(0)
         self._rel_gpus: IntArray = np.zeros(0, dtype=np.int64)
         self._releases: dict[int, list[tuple[float, int]]] = {}
-        self._lazy: tuple[IntArray, IntArray, FloatArray] | None = None
-        if base is not None and holds is not None:
+        # A node that is drained or down offers nothing, now or later.
+        self.free: IntArray
+        self._tau: FloatArray | None = None
+        self._tau_raw: FloatArray | None = None
+        self._lent_releases = releases
+        if base is not None and releases is not None:
             held, tau_raw = base
-            self.free = np.where(self.up, self.capacity - held, 0).astype(np.int64)
-            self.tau = np.maximum(tau_raw, now)
-            self.tau[:, ~self.up] = INF
-            self._lazy = holds
+            self.free = np.where(self.up, self.capacity - held, 0)
+            self._tau_raw = tau_raw  # read only; ``tau`` is made from it when first asked
             return
+        self.free = np.where(self.up, self.capacity, 0).astype(np.int64)
+        self.tau = np.full((self.max_gpus + 1, self.n), INF)
         if holds is not None:
             self._set_holds(*holds)
         self._base_tau()
+
+    @property
+    def tau(self) -> FloatArray:
+        """``tau[g, n]``: the earliest time node ``n`` has ``g`` GPUs free in the base. Made
+        on first use from the builder's table: a cycle that starts what fits and plans
+        nothing never pays for it (a table of 9 × 12,500 on the largest clusters)."""
+        tau = self._tau
+        if tau is None:
+            assert self._tau_raw is not None
+            tau = np.maximum(self._tau_raw, self.now)
+            if not self.up.all():
+                tau[:, ~self.up] = INF
+            self._tau = tau
+        return tau
+
+    @tau.setter
+    def tau(self, value: FloatArray) -> None:
+        self._tau = value
 
     # -- building the base --------------------------------------------------------------
     def hold(self, node: int, gpus: int, until_s: float) -> None:
@@ -124,10 +146,9 @@ class Availability:
     def _node_releases(self, node: int) -> list[tuple[float, int]]:
         rel = self._releases.get(node)
         if rel is None:
-            if self._lazy is not None:
-                nodes, gpus, until = self._lazy
-                at = np.flatnonzero(nodes == node)
-                pairs = sorted(zip(until[at].tolist(), gpus[at].tolist(), strict=True))
+            pairs: Sequence[tuple[float, int]]
+            if self._lent_releases is not None:  # the builder's, in order: copied on touch
+                pairs = self._lent_releases[node]
             else:
                 lo, hi = np.searchsorted(self._rel_nodes, [node, node + 1])
                 pairs = list(zip(self._rel_times[lo:hi].tolist(),
@@ -195,9 +216,10 @@ class Availability:
 
     def count_ge(self, gpus: int) -> int:
         """Nodes with at least ``gpus`` free now in the base (blocks ignored)."""
-        if self._count_ge is None:
-            self._count_ge = [int(np.count_nonzero(self.free >= g))
-                              for g in range(self.max_gpus + 1)]
+        if self._count_ge is None:  # one pass: nodes per free count (below 0 as -1),
+            top = self.max_gpus       # summed from the top
+            per = np.bincount(np.clip(self.free, -1, top) + 1, minlength=top + 2)
+            self._count_ge = np.cumsum(per[::-1])[::-1][1:].tolist()
         return self._count_ge[gpus] if gpus <= self.max_gpus else 0
 
     def base_free_all(self, t: float) -> IntArray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from gefion.core.errors import GefionError
 from gefion.core.jobs import Job, JobSpec, JobState, Shape
@@ -115,3 +116,31 @@ def build_snapshot(
 def _start_order(job: Job) -> tuple[float, int, str]:
     start = job.start_s if job.start_s is not None else job.submit_s
     return (start, len(job.id), job.id)
+
+
+#: What a snapshot builder leaves on a snapshot for the cycle (``snapshot._base``): GPUs held
+#: per node, the raw ``tau`` table, each node's releases (expected end, GPUs) in order and
+#: the earliest expected end of any running job — the builder's own structures, not copies
+#: — with the builder's generation cell and the generation they were current at.
+SharedBase = tuple[Any, Any, Any, float, list[int], int]
+
+
+@dataclass(frozen=True, slots=True)
+class BaseView:
+    """A snapshot's base as the builder kept it (see :data:`SharedBase`)."""
+
+    held: Any
+    tau: Any
+    releases: Any
+    earliest_end_s: float
+
+
+def current_base(snapshot: Snapshot) -> BaseView | None:
+    """The base the builder left on ``snapshot``, if the builder has not changed it since
+    (its generation moved on: a snapshot kept past the next change); else None, and the
+    cycle computes its base from the running jobs."""
+    base: SharedBase | None = snapshot.__dict__.get("_base")
+    if base is None:
+        return None
+    held, tau, releases, earliest, cell, generation = base
+    return BaseView(held, tau, releases, earliest) if cell[0] == generation else None

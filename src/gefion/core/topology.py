@@ -19,6 +19,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple, TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from gefion.core.errors import TopologyError
 
@@ -81,6 +85,22 @@ def node_state_for(node: Node, free_gpus: int) -> NodeState:
     return NodeState.MIXED
 
 
+class NodeArrays(NamedTuple):
+    """Per-node columns of a cluster (read-only): GPUs, schedulable, scalable unit index."""
+
+    capacity: npt.NDArray[np.int64]
+    up: npt.NDArray[np.bool_]
+    units: npt.NDArray[np.int64]
+
+
+_A = TypeVar("_A", bound=np.generic)
+
+
+def _frozen(array: npt.NDArray[_A]) -> npt.NDArray[_A]:
+    array.flags.writeable = False
+    return array
+
+
 @dataclass(frozen=True)
 class Cluster:
     """An immutable cluster: nodes in a fixed order, each in one scalable unit.
@@ -100,6 +120,8 @@ class Cluster:
     _up: tuple[bool, ...] = field(init=False, repr=False, compare=False)
     _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _max_gpus: int = field(init=False, repr=False, compare=False)
+    _total_gpus: int = field(init=False, repr=False, compare=False)
+    _arrays: NodeArrays = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         units = self.units or tuple(dict.fromkeys(n.su for n in self.nodes))
@@ -122,6 +144,11 @@ class Cluster:
         object.__setattr__(self, "_up", tuple(n.state.schedulable for n in self.nodes))
         object.__setattr__(self, "_names", tuple(n.name for n in self.nodes))
         object.__setattr__(self, "_max_gpus", max(self._capacity, default=0))
+        object.__setattr__(self, "_total_gpus", sum(self._capacity))
+        object.__setattr__(self, "_arrays", NodeArrays(
+            _frozen(np.asarray(self._capacity, dtype=np.int64).reshape(-1)),
+            _frozen(np.asarray(self._up, dtype=np.bool_).reshape(-1)),
+            _frozen(np.asarray(self._node_unit, dtype=np.int64).reshape(-1))))
 
     # -- lookups ------------------------------------------------------------------------
     def index_of(self, node_name: str) -> int:
@@ -138,6 +165,13 @@ class Cluster:
     def unit_of(self, node_index: int) -> int:
         """Index (into ``units``) of the scalable unit of node ``node_index``."""
         return self._node_unit[node_index]
+
+    @property
+    def arrays(self) -> NodeArrays:
+        """Capacity, schedulability and unit per node as read-only numpy arrays, made once
+        per cluster: a cycle on 12,500 nodes would spend more turning the tuples into
+        arrays than scheduling."""
+        return self._arrays
 
     @property
     def node_units(self) -> tuple[int, ...]:
@@ -170,7 +204,7 @@ class Cluster:
     # -- totals -------------------------------------------------------------------------
     @property
     def total_gpus(self) -> int:
-        return sum(self._capacity)
+        return self._total_gpus
 
     @property
     def max_gpus_per_node(self) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from gefion.core.columns import running_columns
+from gefion.core.columns import any_preemptible
 from gefion.core.policies.base import lost_work_gpu_s
 from gefion.core.priority import PriorityTable, Weights, multifactor
 from gefion.core.snapshot import PendingJob, RunningJob, Snapshot
@@ -41,7 +41,7 @@ class GefionPolicy:
 
     def victim_keys(self, victims: Sequence[RunningJob], snapshot: Snapshot,
                     now: float) -> list[Hashable | None]:
-        if victims is snapshot.running and not running_columns(snapshot).preemptible.any():
+        if victims is snapshot.running and not any_preemptible(snapshot):
             return [None] * len(victims)  # the common case: nobody may be evicted
         return [v.spec.qos if v.preemptible else None for v in victims]
 
