@@ -51,6 +51,7 @@ def same(built: Snapshot, fresh: Snapshot) -> None:
         _Cycle(plain, now, get_policy("fifo")).avail
     assert np.array_equal(ours.free, theirs.free)
     assert np.array_equal(ours.tau, theirs.tau)
+    assert [ours.count_ge(g) for g in range(10)] == [theirs.count_ge(g) for g in range(10)]
     assert any_preemptible(built) == any_preemptible(plain) == \
         bool(running_columns(plain).preemptible.any())
     for policy in ("fifo", "fifo-backfill", "las", "gefion"):

@@ -29,7 +29,14 @@ from gefion.core.columns import Interned, PendingColumns, RunningColumns
 from gefion.core.grants import grant_balances
 from gefion.core.jobs import Job, JobState
 from gefion.core.reservations import Reservation
-from gefion.core.snapshot import PendingJob, RunningJob, SharedBase, Snapshot, resolve_shape
+from gefion.core.snapshot import (
+    BaseView,
+    PendingJob,
+    RunningJob,
+    SharedBase,
+    Snapshot,
+    resolve_shape,
+)
 from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
@@ -110,8 +117,28 @@ class SnapshotBuilder:
         self._tau[:, :] = np.where(np.arange(cluster.max_gpus_per_node + 1)[:, None]
                                    <= self._cap[None, :], -np.inf, np.inf)
         self._dirty: set[int] = set()
+        self._set_free(cluster)
         self._generation = [0]  # bumped by every change to _held or _tau (see _base)
         self._ends: list[tuple[float, str]] = []  # (expected end, job): a lazy min-heap
+
+    def _set_free(self, cluster: Cluster) -> None:
+        """Free GPUs per node (0 where the node is not up) and how many nodes have each
+        count, kept up to date as jobs start and end: a cycle's count of nodes that could
+        take a job is then a sum of a few numbers, not a pass over every node."""
+        up = cluster.arrays.up
+        self._up = up
+        self._free = np.where(up, self._cap - self._held, 0)
+        top = cluster.max_gpus_per_node
+        self._free_hist = np.bincount(np.clip(self._free, -1, top) + 1, minlength=top + 2)
+
+    def _free_change(self, node: int, gpus: int) -> None:
+        """``gpus`` more (or fewer) GPUs free on ``node``, if it is up."""
+        if self._up[node]:
+            free, hist = self._free, self._free_hist
+            top = len(hist) - 2
+            hist[min(max(int(free[node]), -1), top) + 1] -= 1
+            free[node] += gpus
+            hist[min(max(int(free[node]), -1), top) + 1] += 1
 
     # -- changes ------------------------------------------------------------------------
     @property
@@ -123,6 +150,9 @@ class SnapshotBuilder:
         same = cluster.names == self._cluster.names and \
             cluster.capacity == self._cluster.capacity
         if same:
+            if not np.array_equal(cluster.arrays.up, self._up):
+                self._set_free(cluster)
+                self._generation[0] += 1
             self._cluster = cluster
             return
         jobs = list(self._jobs.values())  # node indices or shapes differ: derive anew
@@ -249,6 +279,7 @@ class SnapshotBuilder:
             holds.append(h)
             bisect.insort(self._node_rel[node], (run.expected_end_s, gpus))
             self._held[node] += gpus
+            self._free_change(node, -gpus)
             self._dirty.add(node)
         self._hslots[job.id] = holds
         heapq.heappush(self._ends, (run.expected_end_s, job.id))
@@ -259,6 +290,7 @@ class SnapshotBuilder:
         for node, gpus in run.alloc:
             self._node_rel[node].remove((run.expected_end_s, gpus))
             self._held[node] -= gpus
+            self._free_change(node, gpus)
             self._dirty.add(node)
         del self._running[job_id]
         slot = self._rslot_of.pop(job_id)
@@ -337,7 +369,8 @@ class SnapshotBuilder:
                         or running[ends[0][1]].expected_end_s != ends[0][0]):
             heapq.heappop(ends)  # a run that ended, or was replaced
         earliest = ends[0][0] if ends else math.inf
-        return self._held, tau, self._node_rel, earliest, self._generation, self._generation[0]
+        view = BaseView(self._held, self._free, self._free_hist, tau, self._node_rel, earliest)
+        return view, self._generation, self._generation[0]
 
     def build(self, now: float, *, reservations: Iterable[Reservation] = (),
               projects: Mapping[str, Project] | None = None,

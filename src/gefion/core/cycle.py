@@ -89,8 +89,7 @@ class _Cycle:
         capacity, up, units = cluster.arrays
         base = current_base(snapshot)  # kept by the builder between cycles
         if base is not None and base.earliest_end_s > now:
-            self.avail = Availability(capacity, up, now, base=(base.held, base.tau),
-                                      releases=base.releases)
+            self.avail = Availability(capacity, up, now, lent=base)
         else:  # overdue jobs are expected back shortly: compute the base here
             rcols = running_columns(snapshot)
             ends = rcols.hold_end_s

@@ -18,12 +18,16 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from gefion.core.plans import Plan, PlanProfile
 from gefion.core.reservations import Reservation
+
+if TYPE_CHECKING:
+    from gefion.core.snapshot import BaseView
 
 INF = float("inf")
 IntArray = npt.NDArray[np.int64]
@@ -48,16 +52,15 @@ class Availability:
     def __init__(self, capacity: Sequence[int] | IntArray, up: Sequence[bool] | BoolArray,
                  now: float,
                  holds: tuple[IntArray, IntArray, FloatArray] | None = None,
-                 base: tuple[IntArray, FloatArray] | None = None,
-                 releases: Sequence[Sequence[tuple[float, int]]] | None = None) -> None:
+                 lent: BaseView | None = None) -> None:
         """``holds``: the running jobs' GPUs as (node, GPUs, until) columns; the same as
         :meth:`hold_many` right after construction, for the price of one base.
 
-        ``base``, with ``releases``: the base the snapshot builder keeps — GPUs held per
-        node, ``tau`` with ``-inf`` for "free now", and each node's releases (end, GPUs) in
-        order — valid when every running job ends after ``now``. Nothing is sorted or
-        recomputed here; ``tau`` is made when first asked, and a node's releases are
-        copied only when the cycle touches the node. None of them is written to."""
+        ``lent``: the base the snapshot builder keeps (:class:`~gefion.core.snapshot.
+        BaseView`), valid when every running job ends after ``now``. Nothing is sorted or
+        recomputed here: free GPUs are copied, the counts of nodes by free GPUs read off
+        the builder's histogram, ``tau`` made when first asked, and a node's releases
+        copied only when the cycle touches the node. Nothing lent is written to."""
         self.now = now
         self.n = len(capacity)
         self.capacity: IntArray = np.asarray(capacity, dtype=np.int64)
@@ -77,11 +80,12 @@ class Availability:
         self.free: IntArray
         self._tau: FloatArray | None = None
         self._tau_raw: FloatArray | None = None
-        self._lent_releases = releases
-        if base is not None and releases is not None:
-            held, tau_raw = base
-            self.free = np.where(self.up, self.capacity - held, 0)
-            self._tau_raw = tau_raw  # read only; ``tau`` is made from it when first asked
+        self._lent_releases: Sequence[Sequence[tuple[float, int]]] | None = None
+        if lent is not None:
+            self.free = lent.free.copy()
+            self._count_ge = np.cumsum(lent.free_hist[::-1])[::-1][1:].tolist()
+            self._tau_raw = lent.tau  # ``tau`` is made from it when first asked
+            self._lent_releases = lent.releases
             return
         self.free = np.where(self.up, self.capacity, 0).astype(np.int64)
         self.tau = np.full((self.max_gpus + 1, self.n), INF)

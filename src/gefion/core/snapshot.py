@@ -118,21 +118,25 @@ def _start_order(job: Job) -> tuple[float, int, str]:
     return (start, len(job.id), job.id)
 
 
-#: What a snapshot builder leaves on a snapshot for the cycle (``snapshot._base``): GPUs held
-#: per node, the raw ``tau`` table, each node's releases (expected end, GPUs) in order and
-#: the earliest expected end of any running job — the builder's own structures, not copies
-#: — with the builder's generation cell and the generation they were current at.
-SharedBase = tuple[Any, Any, Any, float, list[int], int]
-
-
 @dataclass(frozen=True, slots=True)
 class BaseView:
-    """A snapshot's base as the builder kept it (see :data:`SharedBase`)."""
+    """The availability base of the running jobs as a snapshot builder keeps it, lent to a
+    cycle rather than copied (read only): GPUs held per node, ``free`` GPUs per node (0 on
+    nodes that are not up), ``free_hist[k]``: nodes with ``k - 1`` free (``k = 0``: fewer
+    than none), the raw ``tau`` table (``-inf``: free now), each node's releases (expected
+    end, GPUs) in order, and the earliest expected end of any running job."""
 
     held: Any
+    free: Any
+    free_hist: Any
     tau: Any
     releases: Any
     earliest_end_s: float
+
+
+#: ``snapshot._base``: the view, the builder's generation cell, and the generation the view
+#: belongs to.
+SharedBase = tuple[BaseView, list[int], int]
 
 
 def current_base(snapshot: Snapshot) -> BaseView | None:
@@ -142,5 +146,5 @@ def current_base(snapshot: Snapshot) -> BaseView | None:
     base: SharedBase | None = snapshot.__dict__.get("_base")
     if base is None:
         return None
-    held, tau, releases, earliest, cell, generation = base
-    return BaseView(held, tau, releases, earliest) if cell[0] == generation else None
+    view, cell, generation = base
+    return view if cell[0] == generation else None
