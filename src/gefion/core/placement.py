@@ -57,12 +57,14 @@ def choose_nodes(
     per_unit = np.bincount(units, minlength=unit_count)
     if count == 1:
         # Fewest free GPUs first; among equals, the unit with the fewest usable nodes, so
-        # that small jobs fill fragmented units and leave whole units to gangs.
-        # One key, one argmin: the first row of lexsort((usable, per_unit, free)), without
-        # sorting 12,500 nodes (indices and unit sizes < 2**20, free GPUs far below 2**23).
-        key = (free[usable].astype(np.int64) << 40) | (per_unit[units] << 20) | usable
-        pick = int(np.argmin(key))
-        return usable[pick:pick + 1]
+        # that small jobs fill fragmented units and leave whole units to gangs; then the
+        # lowest index. The first row of lexsort((usable, per_unit, free)) without sorting
+        # 12,500 nodes: the fullest nodes, then one argmin of unit size and index.
+        fill = free[usable]
+        fullest = np.flatnonzero(fill == fill.min())
+        cand = usable[fullest]
+        pick = int(np.argmin((per_unit[units[fullest]] << 32) | cand))
+        return cand[pick:pick + 1]
     fitting = np.flatnonzero(per_unit >= count)
     if len(fitting):
         # Best fit: the smallest unit that holds the whole gang (lowest index on ties).
