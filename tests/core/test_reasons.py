@@ -11,6 +11,7 @@ from gefion.core.jobs import Dependency, JobState
 from gefion.core.reservations import Reservation
 from gefion.core.tenancy import QOS, Grant, Project
 from gefion.core.topology import NodeState, preset
+from gefion.core.usage import UsageLedger
 from tests.core.builders import cycle, finished, pending, reasons, running
 
 SMALL = preset("synthetic:4x8:2")  # node00001..4, su1 = 1-2, su2 = 3-4
@@ -148,3 +149,26 @@ def test_held_jobs_keep_their_place_and_change_nothing_for_the_others(policy: st
     if policy.startswith("fifo"):  # priority = submit order: held ones sit at their place
         ids = [v.job_id for v in with_held.pending]
         assert ids == sorted(ids, key=lambda i: int(i[1:]))
+
+
+def test_a_starving_job_ranks_above_fair_share_and_is_planned_first() -> None:
+    # Project "hog" used a great deal; "fresh" nothing. The hog's whole-cluster job has
+    # waited four days, the fresh one an hour: fair share alone would keep the hog behind
+    # for as long as the imbalance lasts; after three days of waiting it goes first.
+    day = 86_400.0
+    now = 10 * day
+    ledger = UsageLedger().charge("hog", "u", 5e9, 0.0, now)
+    projects = {"hog": Project("hog"), "fresh": Project("fresh")}
+    jobs = [running("r", FULL, 3600, start=now - 60),
+            pending("old", 16, 3600, submit=now - 4 * day, project="hog"),
+            pending("new", 16, 3600, submit=now - 3600, project="fresh")]
+    _, result = cycle(SMALL, jobs, now, projects=projects, ledger=ledger)
+    old, new = result.factors["old"], result.factors["new"]
+    assert old.fairshare < new.fairshare
+    assert [v.job_id for v in result.pending] == ["old", "new"]
+    assert old.priority == pytest.approx(17_500 + 4.0)  # above any job not starving
+    assert result.verdict("old").planned_start_s == pytest.approx(now - 60 + 3600)
+    _, patient = cycle(SMALL, jobs, now, projects=projects, ledger=ledger,
+                       params={"weights": {"starve_after_s": None}})
+    assert [v.job_id for v in patient.pending] == ["new", "old"]
+    assert patient.factors["old"].priority < patient.factors["new"].priority
