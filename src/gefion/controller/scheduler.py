@@ -41,6 +41,7 @@ from gefion.controller.submission import with_array_id
 from gefion.controller.telemetry import RunningJob, Sampler
 from gefion.controller.tenancy import Tenancy
 from gefion.core.builder import SnapshotBuilder
+from gefion.core.carry import PlanCarry
 from gefion.core.cycle import run_cycle
 from gefion.core.decisions import CycleResult, PendingReason
 from gefion.core.errors import GefionError, StateError
@@ -91,6 +92,7 @@ class Scheduler:
         self._published: dict[str, tuple[PendingReason, float | None]] = {}
         self._applied: dict[int, bool] = {}  # seqs of events already applied in memory
         self._wake = threading.Event()
+        self._carry: PlanCarry | None = None
         self._stopping = threading.Event()
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
@@ -164,7 +166,8 @@ class Scheduler:
             self._sync()
             self._regrade(now)
             snapshot = self.builder.build(now, **self.tenancy.snapshot_args(now))
-            result = run_cycle(snapshot, now, self.policy)
+            result = run_cycle(snapshot, now, self.policy, carry=self._carry)
+            self._carry = result.carry  # plans the next step may reuse (core/carry.py)
             self.cycles += 1
             self._apply(result, now)
             self._publish(result)

@@ -98,6 +98,7 @@ class SnapshotBuilder:
         self._rtab = _Slots(3, 1)  # floats: start_s, expected_end_s, service; ints: gpus
         self._rflag = np.zeros(16, dtype=np.bool_)  # preemptible
         self._preemptible = 0  # running jobs that may be preempted
+        self._released = 0  # runs dropped (ended, replaced) since the builder was made
         self._hslots: dict[str, list[int]] = {}
         self._htab = _Slots(0, 3)  # ints: node, gpus, running slot
         self._hlive = np.zeros(16, dtype=np.bool_)
@@ -293,6 +294,7 @@ class SnapshotBuilder:
             self._free_change(node, gpus)
             self._dirty.add(node)
         del self._running[job_id]
+        self._released += 1  # plans carried between cycles rely on no run ending
         slot = self._rslot_of.pop(job_id)
         self._preemptible -= bool(self._rflag[slot])
         self._rtab.give(slot)
@@ -405,6 +407,7 @@ class SnapshotBuilder:
             job_states=states, exit_codes=exits, as_of_s=now)
         object.__setattr__(snapshot, "_columns", pcols)
         object.__setattr__(snapshot, "_base", self._base())  # first: it may bump the generation
+        object.__setattr__(snapshot, "_lineage", (self._generation, self._released))
         object.__setattr__(snapshot, "_running_columns_of", (
             self._running_columns, self._generation, self._generation[0], self._preemptible))
         return snapshot

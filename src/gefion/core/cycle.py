@@ -24,6 +24,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
+from gefion.core.carry import CarriedPlan, PlanCarry, lineage, usable_carry
 from gefion.core.columns import pending_columns, running_columns
 from gefion.core.decisions import (
     RUN_REASONS,
@@ -37,7 +38,7 @@ from gefion.core.decisions import (
 )
 from gefion.core.filters import reject, singleton_owners
 from gefion.core.jobs import TopologyConstraint
-from gefion.core.planner import Request, earliest_fit, fit_at
+from gefion.core.planner import Fit, Request, earliest_fit, fit_at
 from gefion.core.plans import Plan, PlanProfile
 from gefion.core.policies.base import Policy
 from gefion.core.preemption import choose_victims
@@ -79,7 +80,8 @@ class FailureMemo:
 class _Cycle:
     """The working state of one cycle. Built, run once, dropped."""
 
-    def __init__(self, snapshot: Snapshot, now: float, policy: Policy) -> None:
+    def __init__(self, snapshot: Snapshot, now: float, policy: Policy,
+                 carry: PlanCarry | None = None) -> None:
         self.snap = snapshot
         self.now = now
         self.policy = policy
@@ -146,6 +148,11 @@ class _Cycle:
         self.memo = FailureMemo()
         self.no_plans = PlanProfile(len(capacity))
         self._down_cache: dict[tuple[int, int], bool] = {}
+        # Plans carried from the last cycle (see carry.py), and this cycle's for the next.
+        self.carry = usable_carry(carry, snapshot, now) if policy.backfill else None
+        self.made: list[Plan] = []
+        self.made_set: set[Plan] = set()
+        self.carried: dict[str, CarriedPlan] = {}
 
     # -- bookkeeping --------------------------------------------------------------------
     def _count(self, project: str, user: str, qos: str, gpus: int) -> None:
@@ -334,7 +341,8 @@ class _Cycle:
             rank += 1
         preemptions = self._preempt() if self.blocked else []
         return CycleResult(self.now, policy.name, tuple(self.starts), tuple(preemptions),
-                           self.verdicts, table, self.planned, self.barrier)
+                           self.verdicts, table, self.planned, self.barrier,
+                           self._leave_carry())
 
     def _held_runs(self, order: list[int]) -> dict[int, int]:
         """Runs of held jobs (with a valid shape) in ``order``: start rank → end rank. A held
@@ -383,18 +391,49 @@ class _Cycle:
         self.blocked_any = True
         planned_start = None
         if policy.depth is None or self.plans < policy.depth:  # phase 4: plan it
-            fit = earliest_fit(avail, self._request(job), self.node_units, self.unit_count,
-                               not_before=self.now if policy.backfill else self.last_plan)
+            req = self._request(job)
+            fit = self._carried_fit(job.id, key, req, float(d)) or earliest_fit(
+                avail, req, self.node_units, self.unit_count,
+                not_before=self.now if policy.backfill else self.last_plan)
             if fit is not None:
                 self.plans += 1
                 planned_start = self.last_plan = fit.start_s
                 self.rank[job.id] = rank
-                avail.add_plan(Plan(fit.start_s, fit.start_s + d, tuple(fit.nodes.tolist()), g,
-                                    job.id))
+                plan = Plan(fit.start_s, fit.start_s + d, tuple(fit.nodes.tolist()), g, job.id)
+                avail.add_plan(plan)
+                self.carried[job.id] = CarriedPlan(plan, (g, count, float(d)), len(self.made))
+                self.made.append(plan)
+                self.made_set.add(plan)
                 self.planned[job.id] = self._placement(fit.nodes, g)
         if self.preempt and reason in _PREEMPT_FOR:
             self.blocked.append((rank, i, len(verdicts)))
         verdicts.append(Verdict(job.id, reason, planned_start))
+
+    def _carried_fit(self, job_id: str, key: tuple[object, ...], req: Request,
+                     d: float) -> Fit | None:
+        """Last cycle's plan for ``job_id``, if it is provably the plan a search would
+        find now (conditions 2 and 3 of carry.py; the cycle checked 1), else None."""
+        carry = self.carry
+        if carry is None or key[:3] != (None, (), None):
+            return None
+        prior = carry.by_job.get(job_id)
+        if prior is None or prior.shape != (req.gpus_per_node, req.nodes, d):
+            return None
+        start = prior.plan.start_s
+        if start < self.now or not self.made_set.issuperset(carry.plans[:prior.ahead]):
+            return None
+        nodes = self._fit_at(req, start)
+        return None if nodes is None else Fit(start, nodes)
+
+    def _fit_at(self, req: Request, start: float) -> IntArray | None:
+        return fit_at(self.avail, req, start, self.node_units, self.unit_count)
+
+    def _leave_carry(self) -> PlanCarry | None:
+        lent = lineage(self.snap)
+        if lent is None or not self.policy.backfill or self.snap.reservations:
+            return None
+        return PlanCarry(lent[0], lent[1], self.snap.cluster, self.now, tuple(self.made),
+                         self.carried)
 
     def _bulk(self, order: list[int], first: int) -> None:
         """Decide ``order[first:]`` once no more plans will be made.
@@ -526,6 +565,9 @@ class _Cycle:
         return out
 
 
-def run_cycle(snapshot: Snapshot, now: float, policy: Policy) -> CycleResult:
-    """Run one scheduling cycle over ``snapshot`` at time ``now`` (seconds)."""
-    return _Cycle(snapshot, now, policy).run()
+def run_cycle(snapshot: Snapshot, now: float, policy: Policy, *,
+              carry: PlanCarry | None = None) -> CycleResult:
+    """Run one scheduling cycle over ``snapshot`` at time ``now`` (seconds). ``carry``: the
+    last cycle's ``CycleResult.carry`` (same builder), whose plans are reused where they are
+    provably what the search would find (carry.py): the result is the same either way."""
+    return _Cycle(snapshot, now, policy, carry).run()

@@ -7,10 +7,10 @@ These are the single source the API, CLI, portal and tests read.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import repeat
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -193,6 +193,8 @@ class CycleResult:
     factors: Mapping[str, PriorityFactors]
     planned: Mapping[str, Placement]
     barrier: tuple[str, int, int] | None = None
+    #: gefion.core.carry.PlanCarry, for the body to pass to its next cycle (see run_cycle)
+    carry: Any = field(default=None, repr=False, compare=False)
 
     def views(self) -> Iterator[tuple[str, PendingReason, float | None]]:
         """``(job_id, reason, planned_start_s)`` of each pending job, in priority order."""

@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gefion.core.builder import SnapshotBuilder
+from gefion.core.carry import PlanCarry
 from gefion.core.cycle import run_cycle
 from gefion.core.decisions import CycleResult
 from gefion.core.errors import InputError
@@ -102,7 +103,7 @@ class _Engine:
                  reservations: tuple[Reservation, ...], projects: Mapping[str, Project],
                  qos: Mapping[str, QOS], failures: FailureModel | None, power: PowerModel,
                  resume: bool, check: bool, sample_every_s: float, meter: GrantMeter,
-                 on_cycle: CycleHook | None) -> None:
+                 on_cycle: CycleHook | None, carry_plans: bool = True) -> None:
         self.trace, self.policy, self.seed = trace, policy, seed
         self.reservations, self.projects, self.qos = reservations, projects, qos
         self.meter, self.on_cycle = meter, on_cycle
@@ -135,6 +136,9 @@ class _Engine:
         self.integrals = (0.0, 0.0, 0.0)  # allocated GPU-s, stranded GPU-s, J at makespan
         #: the last cycle's barrier (CycleResult.barrier), while it holds
         self.barrier: tuple[str, int, int] | None = None
+        #: the last cycle's plans, for the next (CycleResult.carry; None: plan afresh)
+        self.carry_plans = carry_plans
+        self.carry: PlanCarry | None = None
 
     # -- events -------------------------------------------------------------------------
     def push(self, t: float, kind: int, key: str | int, token: int = 0) -> None:
@@ -309,7 +313,9 @@ class _Engine:
             now, reservations=self.reservations, projects=self.projects,
             fairshare_table=self.shares, grants=meter.grants if meter.active else (),
             charged_gpu_s=meter.charged_gpu_s(now) if meter.active else None)
-        result = run_cycle(snapshot, now, self.policy)
+        result = run_cycle(snapshot, now, self.policy, carry=self.carry)
+        if self.carry_plans:
+            self.carry = result.carry
         self.cycles += 1
         self.barrier = None if self.policy.preemption else result.barrier
         if self.check:
@@ -473,7 +479,7 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
              resume: bool = True, sample_every_s: float | None = None,
              load: float | None = None, grants: Iterable[Grant] = (),
              usage_gpu_s: Mapping[str, float] | None = None,
-             on_cycle: CycleHook | None = None) -> SimResult:
+             on_cycle: CycleHook | None = None, carry_plans: bool = True) -> SimResult:
     """Replay ``trace`` on ``cluster`` under ``policy``; deterministic for a given ``seed``.
 
     Every trace job needs a time limit (the workload model fills them). ``qos`` defaults to
@@ -490,7 +496,9 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
     ``grants`` are GPU-hour grants of the ``projects``; a ``metered`` project's jobs start
     only while it has hours left (:mod:`gefion.twin.metering`); ``usage_gpu_s`` is what each
     project had already charged at time 0. ``on_cycle(snapshot, result)`` hears every
-    cycle (see :data:`CycleHook`).
+    cycle (see :data:`CycleHook`). ``carry_plans`` passes each cycle's plans to the next,
+    which reuses those it can prove unchanged (:mod:`gefion.core.carry`); False plans
+    afresh every cycle, with the same results (a test holds the two to it).
     """
     if max_events is not None and max_events < 1:
         raise InputError(f"must be >= 1, got {max_events}", field="max_events")
@@ -503,7 +511,8 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
                      qos=dict(qos) if qos is not None else dict(TWIN_QOS),
                      failures=failures, power=power, resume=resume,
                      check=check_invariants, sample_every_s=max(0.0, sample_every_s),
-                     meter=GrantMeter(grants, projects, usage_gpu_s), on_cycle=on_cycle)
+                     meter=GrantMeter(grants, projects, usage_gpu_s), on_cycle=on_cycle,
+                     carry_plans=carry_plans)
     engine.run(progress, max_events)
     return engine.result(_load_of(trace) if load is None else load,
                          time.perf_counter() - began)
