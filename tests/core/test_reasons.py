@@ -153,21 +153,25 @@ def test_held_jobs_keep_their_place_and_change_nothing_for_the_others(policy: st
 
 def test_a_starving_job_ranks_above_fair_share_and_is_planned_first() -> None:
     # Project "hog" used a great deal; "fresh" nothing. The hog's whole-cluster job has
-    # waited four days, the fresh one an hour: fair share alone would keep the hog behind
-    # for as long as the imbalance lasts; after three days of waiting it goes first.
+    # waited six days, the fresh one an hour: fair share alone would keep the hog behind
+    # for as long as the imbalance lasts; after five days of waiting it goes first.
     day = 86_400.0
     now = 10 * day
     ledger = UsageLedger().charge("hog", "u", 5e9, 0.0, now)
     projects = {"hog": Project("hog"), "fresh": Project("fresh")}
     jobs = [running("r", FULL, 3600, start=now - 60),
-            pending("old", 16, 3600, submit=now - 4 * day, project="hog"),
+            pending("old", 16, 3600, submit=now - 6 * day, project="hog"),
             pending("new", 16, 3600, submit=now - 3600, project="fresh")]
     _, result = cycle(SMALL, jobs, now, projects=projects, ledger=ledger)
     old, new = result.factors["old"], result.factors["new"]
     assert old.fairshare < new.fairshare
     assert [v.job_id for v in result.pending] == ["old", "new"]
-    assert old.priority == pytest.approx(17_500 + 4.0)  # above any job not starving
+    assert old.priority == pytest.approx(17_500 + 6.0)  # above any job not starving
     assert result.verdict("old").planned_start_s == pytest.approx(now - 60 + 3600)
+    younger = [jobs[0], pending("old", 16, 3600, submit=now - 4 * day, project="hog"),
+               jobs[2]]  # four days: not starving yet, fair share decides
+    _, early = cycle(SMALL, younger, now, projects=projects, ledger=ledger)
+    assert [v.job_id for v in early.pending] == ["new", "old"]
     _, patient = cycle(SMALL, jobs, now, projects=projects, ledger=ledger,
                        params={"weights": {"starve_after_s": None}})
     assert [v.job_id for v in patient.pending] == ["new", "old"]

@@ -12,7 +12,7 @@ Each factor is normalised to 0..1:
   can only run in a QOS that charges nothing).
 
 **Starving jobs** (as PBS Professional's ``max_starve``): a job that has waited
-``starve_after_s`` or longer (3 days by default; None: never) ranks above every job that
+``starve_after_s`` or longer (5 days by default; None: never) ranks above every job that
 has not, and starving jobs rank among themselves by how long they have waited. Its
 priority is the sum of the weights plus the days it has waited, so the order shows in the
 number. Fair share decides who goes first while waits are short; it cannot hold a job back
@@ -44,7 +44,7 @@ class Weights:
     size: float = 500.0
     grant: float = 1_000.0
     max_age_s: float = 7 * 86_400.0
-    starve_after_s: float | None = 3 * 86_400.0
+    starve_after_s: float | None = 5 * 86_400.0
 
     @property
     def ceiling(self) -> float:
