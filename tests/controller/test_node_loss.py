@@ -116,3 +116,23 @@ def test_a_drained_node_that_comes_back_stays_drained(store: Store, fake: FakeEx
     fake.rejoin("n1")  # Ray says it is alive: that does not undo the operator's drain
     scheduler.step()
     assert scheduler.node_state("n1") is NodeState.DRAINED
+
+
+def test_a_gang_lost_before_its_node_is_reported_is_not_placed_on_that_node_again(
+        store: Store, fake: FakeExecutor, scheduler: Scheduler) -> None:
+    # The executor may report the gang's NODE_FAIL a step before its node table reports
+    # the node gone (as Ray does under load): the node goes DOWN with the failure, so the
+    # requeued gang starts on healthy nodes, and the late report changes nothing.
+    job_id = submit(store, "-N", "2", "--gpus-per-node=8", "--requeue")
+    scheduler.step()
+    assert fake.launched[job_id].nodelist == ("n1", "n2")
+    fake.end(job_id, JobState.NODE_FAIL, exit_code=1, reason="node n2 was lost", node="n2")
+    scheduler.step()
+    assert scheduler.node_state("n2") is NodeState.DOWN
+    assert "n2" not in fake.launched[job_id].nodelist
+    fake.lose_node("n2")  # the node table catches up
+    scheduler.step()
+    events = store.events_since(0, limit=1000)
+    assert [e.node for e in events if e.kind == EventKind.NODE_DOWN] == ["n2"]
+    row = store.get_job(job_id)
+    assert row is not None and row.restarts == 1

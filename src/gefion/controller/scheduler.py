@@ -222,8 +222,17 @@ class Scheduler:
             return self._relaunch_events(job_id, ts, end.reason)
         if end.state is JobState.NODE_FAIL:  # a node of the gang was lost
             self.preempting.pop(job_id, None)
-            events = [NewEvent(EventKind.JOB_NODE_FAIL, ts, job_id=job_id, node=end.node,
-                               payload=info)]
+            events = []
+            stored = self.store.get_node(end.node) if end.node is not None and \
+                self.cluster.has_node(end.node) else None
+            if stored is not None and stored.state is not NodeState.DOWN:
+                # The executor may report the gang's loss a step before its node table
+                # reports the node: mark it down now, or the requeued job could be placed
+                # on it again. The node comes back UP when the executor sees it again.
+                events.append(NewEvent(EventKind.NODE_DOWN, ts, node=end.node,
+                                       payload={"reason": end.reason or "lost"}))
+            events.append(NewEvent(EventKind.JOB_NODE_FAIL, ts, job_id=job_id, node=end.node,
+                                   payload=info))
             if self._requeues_after_failure(job_id):
                 events.append(NewEvent(EventKind.JOB_REQUEUED, ts, job_id=job_id))
             return events
