@@ -152,13 +152,11 @@ def running_columns(snapshot: Snapshot) -> RunningColumns:
     cached: RunningColumns | None = snapshot.__dict__.get("_running_columns")
     if cached is not None:
         return cached
-    lent = snapshot.__dict__.get("_running_columns_of")  # a builder's, while still current
+    lent = _lent(snapshot)
     if lent is not None:
-        make, cell, generation, _ = lent
-        if cell[0] == generation:
-            made: RunningColumns = make()
-            object.__setattr__(snapshot, "_running_columns", made)
-            return made
+        made: RunningColumns = lent[0]()
+        object.__setattr__(snapshot, "_running_columns", made)
+        return made
     running = snapshot.running
     f = np.array([(r.start_s, r.expected_end_s, r.service_gpu_s) for r in running],
                  dtype=np.float64).reshape(len(running), 3)
@@ -177,7 +175,14 @@ def running_columns(snapshot: Snapshot) -> RunningColumns:
 def any_preemptible(snapshot: Snapshot) -> bool:
     """Whether any running job may be preempted: the builder's count while current (no
     columns made for a question most cycles ask), else from the columns."""
-    lent = snapshot.__dict__.get("_running_columns_of")
-    if lent is not None and lent[1][0] == lent[2]:
+    lent = _lent(snapshot)
+    if lent is not None:
         return bool(lent[3] > 0)
     return bool(running_columns(snapshot).preemptible.any())
+
+
+def _lent(snapshot: Snapshot) -> tuple[Any, Any, int, int] | None:
+    """``(make columns, generation cell, generation, preemptible count)`` the builder left
+    on ``snapshot``, while the builder has not changed since; else None."""
+    lent = snapshot.__dict__.get("_running_columns_of")
+    return lent if lent is not None and lent[1][0] == lent[2] else None
