@@ -1,7 +1,7 @@
 // The job page: state, spec, events timeline, live output, GPU-hours and energy.
 import {
   api, el, live, whoami, mayChange, announce, showProblem, timeEl, duration, stateBadge,
-  hostlist, serverNow, number, factor,
+  hostlist, serverNow, number, factor, onLeave,
 } from './lib.js';
 
 const id = Number(document.getElementById('main').dataset.jobId);
@@ -179,6 +179,7 @@ async function output() {
   }
 }
 
+onLeave(() => { if (follow) follow.controller.abort(); });
 for (const radio of document.querySelectorAll('input[name="stream"]')) {
   radio.addEventListener('change', () => { if (job) output(); });
 }

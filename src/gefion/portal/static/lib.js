@@ -12,16 +12,43 @@ export class ApiError extends Error {
   }
 }
 
-/** JSON from the API (or text for text answers); an ApiError for a refusal. */
+// The page is being left by a form the browser sends itself (Log out): requests in flight are
+// dropped and no refresh follows, so one the logout outran cannot answer 401 and send the
+// browser to the login page with this page as `next` instead of where the form goes.
+const leaving = new AbortController();
+document.addEventListener('submit', (event) => { if (!event.defaultPrevented) leaving.abort(); });
+
+/** Whether the page is on its way out (see `leaving`). */
+export function isLeaving() {
+  return leaving.signal.aborted;
+}
+
+/** Call `callback` when the page starts to be left (to stop a stream of its own). */
+export function onLeave(callback) {
+  leaving.signal.addEventListener('abort', callback);
+}
+
+/** JSON from the API (or text for text answers); an ApiError for a refusal. While the page
+ *  is being left, the answer never comes. */
 export async function api(path, { method = 'GET', body } = {}) {
-  const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+  const init = {
+    method, headers: { Accept: 'application/json' }, credentials: 'same-origin', signal: leaving.signal,
+  };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
   }
-  const answer = await fetch(path, init);
-  const type = answer.headers.get('content-type') || '';
-  const data = type.includes('json') ? await answer.json() : await answer.text();
+  let answer;
+  let data;
+  try {
+    answer = await fetch(path, init);
+    const type = answer.headers.get('content-type') || '';
+    data = type.includes('json') ? await answer.json() : await answer.text();
+  } catch (error) {
+    if (isLeaving()) return new Promise(() => {});
+    throw error;
+  }
+  if (isLeaving()) return new Promise(() => {});
   if (answer.status === 401) signIn(); // the session ended (logged out, token revoked)
   if (!answer.ok) throw new ApiError(answer.status, data);
   return data;
@@ -120,6 +147,7 @@ export function live(refresh) {
     poll(true); // EventSource retries by itself; poll meanwhile
   });
   window.addEventListener('pagehide', () => feed.close());
+  onLeave(() => { feed.close(); poll(false); });
   state('down', 'Connecting…');
   run();
   setInterval(tick, 1000);
