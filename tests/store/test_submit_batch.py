@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from gefion.core.errors import InputError
-from gefion.store import Store
+from gefion.store import NewJob, Store
 from tests.store.builders import all_jobs, new_job
 
 
@@ -69,3 +69,21 @@ def test_concurrent_retries_of_one_batch_submit_it_once(store: Store) -> None:
         t.join()
     assert len(answers) == 8 and all(a == answers[0] for a in answers)
     assert len(all_jobs(store)) == 20
+
+
+def test_text_that_copy_escapes_round_trips_through_a_large_batch(store: Store) -> None:
+    """A batch large enough for PostgreSQL's COPY path holds text with every character the
+    COPY format escapes (tab, newline, carriage return, backslash, the \\N of NULL) and
+    more; each spec and name reads back exactly, from the job row and from its event."""
+    nasty = 'a\tb\nc\rd\\e \\N "q" \\\\t é ✓ \x01 end'
+    batch = [[NewJob(name=f"{nasty}{i}", user="ana", project="nlp",
+                     spec={"gpus": 1, "time_limit_s": 600, "project": "nlp",
+                           "script": f"#!/bin/bash\n{nasty}\n", "env": {"X": nasty, "I": str(i)}},
+                     array_task_id=i)
+              for i in range(12)]]
+    (ids,) = store.submit_batch(batch, ts=1.0)
+    for i, job_id in enumerate(ids):
+        row = store.get_job(job_id)
+        assert row is not None and row.name == f"{nasty}{i}" and row.spec == batch[0][i].spec
+        (event,) = store.events_for_job(job_id)
+        assert event.payload["spec"] == batch[0][i].spec and event.payload["name"] == row.name

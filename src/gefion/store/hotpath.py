@@ -35,6 +35,9 @@ from gefion.store.schema import (
 )
 
 _ONE: sa.ColumnElement[int] = sa.literal_column("1")
+#: Submissions of at least this many jobs are inserted by COPY on PostgreSQL (below it the
+#: COPY's two round trips cost more than the rows save).
+_COPY_FROM = 8
 
 
 #: Compact, and strict: PostgreSQL's json refuses NaN and infinities, so both backends do.
@@ -229,15 +232,35 @@ class HotPath:
 
     def insert_submissions(self, conn: sa.Connection, event_rows: Sequence[EventRow],
                            job_rows: Sequence[JobRow], specs_json: Sequence[str]) -> None:
-        """Insert ``job.submitted`` events and their job rows (one round trip on
-        PostgreSQL); ``specs_json`` is each job's spec, encoded already."""
+        """Insert ``job.submitted`` events and their job rows; ``specs_json`` is each job's
+        spec, encoded already. On PostgreSQL a batch goes by ``COPY``: half the client CPU
+        of pipelined INSERTs a row and less of the backend's (docs/controller.md)."""
+        events_params = [
+            {"seq": e.seq, "ts": e.ts, "kind": e.kind, "job_id": e.job_id, "node": e.node,
+             "payload": submitted_json(e.payload, spec)}
+            for e, spec in zip(event_rows, specs_json, strict=True)]
+        jobs_params = [_job_params(j, spec) for j, spec in zip(job_rows, specs_json, strict=True)]
+        if self._backend == "postgresql" and len(job_rows) >= _COPY_FROM:
+            self._copy(conn, events.name, events_params)
+            self._copy(conn, jobs.name, jobs_params)
+            return
         with self.pipeline(conn):
-            self.executemany(conn, self.insert_event, [
-                {"seq": e.seq, "ts": e.ts, "kind": e.kind, "job_id": e.job_id, "node": e.node,
-                 "payload": submitted_json(e.payload, spec)}
-                for e, spec in zip(event_rows, specs_json, strict=True)])
-            self.executemany(conn, self.insert_job, [
-                _job_params(j, spec) for j, spec in zip(job_rows, specs_json, strict=True)])
+            self.executemany(conn, self.insert_event, events_params)
+            self.executemany(conn, self.insert_job, jobs_params)
+
+    @staticmethod
+    def _copy(conn: sa.Connection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """``COPY table FROM STDIN`` of ``rows`` (dicts with the same keys, in order); JSON
+        columns come as their text, which the server parses as it would a parameter."""
+        columns = list(rows[0])
+        cursor = conn.connection.cursor()
+        try:
+            names = ", ".join(f'"{c}"' for c in columns)
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(tuple(row.values()))
+        finally:
+            cursor.close()
 
     def insert_events(self, conn: sa.Connection, rows: Sequence[EventRow]) -> None:
         self.executemany(conn, self.insert_event, [
