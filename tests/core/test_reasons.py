@@ -151,28 +151,62 @@ def test_held_jobs_keep_their_place_and_change_nothing_for_the_others(policy: st
         assert ids == sorted(ids, key=lambda i: int(i[1:]))
 
 
-def test_a_starving_job_ranks_above_fair_share_and_is_planned_first() -> None:
-    # Project "hog" used a great deal; "fresh" nothing. The hog's whole-cluster job has
-    # waited six days, the fresh one an hour: fair share alone would keep the hog behind
-    # for as long as the imbalance lasts; after five days of waiting it goes first.
-    day = 86_400.0
-    now = 10 * day
+DAY = 86_400.0
+
+
+def _hog_and_fresh(now: float) -> dict[str, Any]:
+    """Project "hog" used a great deal; "fresh" nothing."""
     ledger = UsageLedger().charge("hog", "u", 5e9, 0.0, now)
-    projects = {"hog": Project("hog"), "fresh": Project("fresh")}
+    return {"projects": {"hog": Project("hog"), "fresh": Project("fresh")}, "ledger": ledger}
+
+
+def test_a_starving_job_ranks_above_fair_share_and_is_planned_first() -> None:
+    # The hog's one-node job has waited six days, the fresh one an hour: fair share alone
+    # would keep the hog behind for as long as the imbalance lasts; after five days of
+    # waiting it goes first.
+    now = 10 * DAY
+    people = _hog_and_fresh(now)
     jobs = [running("r", FULL, 3600, start=now - 60),
-            pending("old", 16, 3600, submit=now - 6 * day, project="hog"),
-            pending("new", 16, 3600, submit=now - 3600, project="fresh")]
-    _, result = cycle(SMALL, jobs, now, projects=projects, ledger=ledger)
+            pending("old", 8, 3600, submit=now - 6 * DAY, project="hog"),
+            pending("new", 8, 3600, submit=now - 3600, project="fresh")]
+    _, result = cycle(SMALL, jobs, now, **people)
     old, new = result.factors["old"], result.factors["new"]
     assert old.fairshare < new.fairshare
     assert [v.job_id for v in result.pending] == ["old", "new"]
-    assert old.priority == pytest.approx(17_500 + 6.0)  # above any job not starving
+    assert old.priority == pytest.approx(17_500 + 1.0)  # above any job not starving
     assert result.verdict("old").planned_start_s == pytest.approx(now - 60 + 3600)
-    younger = [jobs[0], pending("old", 16, 3600, submit=now - 4 * day, project="hog"),
+    younger = [jobs[0], pending("old", 8, 3600, submit=now - 4 * DAY, project="hog"),
                jobs[2]]  # four days: not starving yet, fair share decides
-    _, early = cycle(SMALL, younger, now, projects=projects, ledger=ledger)
+    _, early = cycle(SMALL, younger, now, **people)
     assert [v.job_id for v in early.pending] == ["new", "old"]
-    _, patient = cycle(SMALL, jobs, now, projects=projects, ledger=ledger,
+    _, patient = cycle(SMALL, jobs, now, **people,
                        params={"weights": {"starve_after_s": None}})
     assert [v.job_id for v in patient.pending] == ["new", "old"]
     assert patient.factors["old"].priority < patient.factors["new"].priority
+
+
+def test_a_large_gang_starves_sooner_and_starving_jobs_go_by_how_long_they_starved() -> None:
+    # The hog's two-node gang and one-node job have both waited four days. On this
+    # four-node cluster two nodes make a large gang (gang_min_nodes=2): it starves after
+    # three days, the one-node job not yet (five).
+    now = 10 * DAY
+    people = _hog_and_fresh(now)
+    large = {"weights": {"gang_min_nodes": 2}}
+    jobs = [running("r", FULL, 3600, start=now - 60),
+            pending("solo", 8, 3600, submit=now - 4 * DAY, project="hog"),
+            pending("gang", 16, 3600, submit=now - 4 * DAY, project="hog"),
+            pending("new", 8, 3600, submit=now - 3600, project="fresh")]
+    _, result = cycle(SMALL, jobs, now, **people, params=large)
+    assert [v.job_id for v in result.pending] == ["gang", "new", "solo"]
+    assert result.factors["gang"].priority == pytest.approx(17_500 + 1.0)
+    # A one-node job that waited 5.5 days has starved half a day: the gang, a day, goes
+    # first although it waited less.
+    later = [*jobs[:3], pending("older", 8, 3600, submit=now - 5.5 * DAY, project="hog")]
+    _, result = cycle(SMALL, later, now, **people, params=large)
+    assert [v.job_id for v in result.pending][:2] == ["gang", "older"]
+    # By default a gang is large from 8 nodes: two nodes wait behind fair share, and so
+    # does every gang with gang_starve_after_s None.
+    for params in ({}, {"weights": {"gang_min_nodes": 2, "gang_starve_after_s": None}}):
+        _, same = cycle(SMALL, jobs, now, **people, params=params)
+        assert same.pending[0].job_id == "new"
+        assert same.factors["gang"].priority < 17_500

@@ -13,17 +13,24 @@ Each factor is normalised to 0..1:
 
 **Starving jobs** (as PBS Professional's ``max_starve``): a job that has waited
 ``starve_after_s`` or longer (5 days by default; None: never) ranks above every job that
-has not, and starving jobs rank among themselves by how long they have waited. Its
-priority is the sum of the weights plus the days it has waited, so the order shows in the
-number. Fair share decides who goes first while waits are short; it cannot hold a job back
-for ever, which, at a sustained overload, it otherwise would.
+has not. A large gang — a job over ``gang_min_nodes`` nodes or more (8 by default: 64
+GPUs on DGX nodes) — starves sooner, after ``gang_starve_after_s`` (3 days by default;
+None: as other jobs): it cannot slip into the holes that backfill leaves, and once it
+ranks first its reservation still has to drain whole nodes. (Measured on the ITP trace
+at load 1.5: counting every multi-node job as a gang clogs the planned set with small
+gangs and doubles the small jobs' waits; see docs/scheduling.md.) Starving jobs rank
+among themselves by how long they have starved (their wait past their threshold); the
+priority of one is the sum of the weights plus those days, so the order shows in the
+number. Fair share decides who goes first while waits are short; it cannot hold a job
+back for ever, which, at a sustained overload, it otherwise would.
 
 Computed column-wise with numpy: a cycle over 10,000 pending jobs must stay cheap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +38,7 @@ import numpy.typing as npt
 
 from gefion.core.columns import pending_columns
 from gefion.core.decisions import PriorityFactors
+from gefion.core.errors import PolicyError
 from gefion.core.snapshot import Snapshot
 
 FloatArray = npt.NDArray[np.float64]
@@ -45,6 +53,27 @@ class Weights:
     grant: float = 1_000.0
     max_age_s: float = 7 * 86_400.0
     starve_after_s: float | None = 5 * 86_400.0
+    gang_starve_after_s: float | None = 3 * 86_400.0
+    gang_min_nodes: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("age", "fairshare", "qos", "size", "grant", "max_age_s",
+                     "starve_after_s", "gang_starve_after_s"):
+            value = getattr(self, name)
+            if value is None and name.endswith("starve_after_s"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or \
+                    not math.isfinite(value) or value < 0 or \
+                    (name == "max_age_s" and value == 0):
+                raise PolicyError(f"weights.{name} must be a number of "
+                                  f"{'seconds' if name.endswith('_s') else 'points'} "
+                                  f"{'> 0' if name == 'max_age_s' else '>= 0'}"
+                                  f"{' or null' if name.endswith('starve_after_s') else ''}, "
+                                  f"got {value!r}")
+        if isinstance(self.gang_min_nodes, bool) or not isinstance(self.gang_min_nodes, int) \
+                or self.gang_min_nodes < 1:
+            raise PolicyError(f"weights.gang_min_nodes must be a whole number >= 1, got "
+                              f"{self.gang_min_nodes!r}")
 
     @property
     def ceiling(self) -> float:
@@ -62,12 +91,19 @@ class PriorityTable(Mapping[str, PriorityFactors]):
     """
 
     def __init__(self, ids: Sequence[str], priority: FloatArray,
-                 columns: Mapping[str, FloatArray], *, in_snapshot_order: bool = False) -> None:
+                 columns: Mapping[str, FloatArray] | Callable[[], Mapping[str, FloatArray]],
+                 *, in_snapshot_order: bool = False) -> None:
         self.ids = ids
         self.priority = priority
-        self.columns = columns
+        self._columns = columns  # or how to make them, when a factor is first read
         self.in_snapshot_order = in_snapshot_order
         self._pos: dict[str, int] | None = None
+
+    @property
+    def columns(self) -> Mapping[str, FloatArray]:
+        if callable(self._columns):
+            self._columns = self._columns()
+        return self._columns
 
     def __getitem__(self, job_id: str) -> PriorityFactors:
         if self._pos is None:
@@ -120,9 +156,23 @@ def multifactor(snapshot: Snapshot, now: float, weights: Weights) -> PriorityTab
     priority = (weights.age * c["age"] + weights.fairshare * c["fairshare"]
                 + weights.qos * c["qos"] + weights.size * c["size"]
                 + weights.grant * c["grant"])
-    if weights.starve_after_s is not None and len(submit):
-        waited = now - submit
-        starving = waited >= weights.starve_after_s
+    overdue = _starved_s(pending_columns(snapshot).nodes, now - submit, weights)
+    if overdue is not None:
+        starving = overdue >= 0.0
         if starving.any():
-            priority = np.where(starving, weights.ceiling + waited / 86_400.0, priority)
+            priority = np.where(starving, weights.ceiling + overdue / 86_400.0, priority)
     return PriorityTable(pending_columns(snapshot).ids, priority, c)
+
+
+def _starved_s(nodes: npt.NDArray[np.int64], waited: FloatArray,
+               weights: Weights) -> FloatArray | None:
+    """How long each job has starved (negative: not yet); None when nobody can starve."""
+    solo, gang = weights.starve_after_s, weights.gang_starve_after_s
+    gang = solo if gang is None else gang
+    if gang is None or not len(waited):  # solo is None too
+        return None
+    if solo == gang:
+        return waited - gang
+    threshold = np.where(nodes >= weights.gang_min_nodes, gang,
+                         math.inf if solo is None else solo)
+    return waited - threshold
