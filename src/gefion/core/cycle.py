@@ -147,7 +147,6 @@ class _Cycle:
         self.rank: dict[str, int] = {}
         self.memo = FailureMemo()
         self.no_plans = PlanProfile(len(capacity))
-        self._down_cache: dict[tuple[int, int], bool] = {}
         # Plans carried from the last cycle (see carry.py), and this cycle's for the next.
         self.carry = usable_carry(carry, snapshot, now) if policy.backfill else None
         self.made: list[Plan] = []
@@ -246,13 +245,10 @@ class _Cycle:
 
     def _nodes_down(self, g: int, count: int) -> bool:
         """Would the job fit the cluster if every drained or down node were up?"""
-        cached = self._down_cache.get((g, count))
-        if cached is None:
-            cap = self.avail.capacity
-            cached = int(np.count_nonzero((cap >= g) & self.up)) < count <= int(
-                np.count_nonzero(cap >= g))
-            self._down_cache[(g, count)] = cached
-        return cached
+        if g > self.avail.max_gpus:
+            return False
+        up_ge, all_ge = self.snap.cluster.nodes_ge
+        return int(up_ge[g]) < count <= int(all_ge[g])
 
     def _why_not(self, job: PendingJob, key: tuple[object, ...]) -> PendingReason:
         """Why a job that passed the filters cannot start now."""
@@ -458,9 +454,7 @@ class _Cycle:
         top = self.avail.max_gpus
         g = np.minimum(cols.gpus_per_node[rest], top)
         count = cols.nodes[rest]
-        cap = self.avail.capacity
-        up_ge = np.array([np.count_nonzero((cap >= x) & self.up) for x in range(top + 1)])
-        all_ge = np.array([np.count_nonzero(cap >= x) for x in range(top + 1)])
+        up_ge, all_ge = self.snap.cluster.nodes_ge
         down = ((up_ge[g] < count) & (all_ge[g] >= count)).astype(np.int64)
         strict = np.full(len(rest), 2, dtype=np.int64)  # codes index RUN_REASONS
         preempt = self.preempt

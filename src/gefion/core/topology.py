@@ -122,6 +122,8 @@ class Cluster:
     _max_gpus: int = field(init=False, repr=False, compare=False)
     _total_gpus: int = field(init=False, repr=False, compare=False)
     _arrays: NodeArrays = field(init=False, repr=False, compare=False)
+    _nodes_ge: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = field(
+        init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         units = self.units or tuple(dict.fromkeys(n.su for n in self.nodes))
@@ -149,6 +151,11 @@ class Cluster:
             _frozen(np.asarray(self._capacity, dtype=np.int64).reshape(-1)),
             _frozen(np.asarray(self._up, dtype=np.bool_).reshape(-1)),
             _frozen(np.asarray(self._node_unit, dtype=np.int64).reshape(-1))))
+        cap, up = self._arrays.capacity, self._arrays.up
+        sizes = np.arange(self._max_gpus + 1)[:, None]
+        object.__setattr__(self, "_nodes_ge", (
+            _frozen(np.count_nonzero((cap >= sizes) & up, axis=1).astype(np.int64)),
+            _frozen(np.count_nonzero(cap >= sizes, axis=1).astype(np.int64))))
 
     # -- lookups ------------------------------------------------------------------------
     def index_of(self, node_name: str) -> int:
@@ -172,6 +179,12 @@ class Cluster:
         per cluster: a cycle on 12,500 nodes would spend more turning the tuples into
         arrays than scheduling."""
         return self._arrays
+
+    @property
+    def nodes_ge(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """For each ``g`` from 0 to :attr:`max_gpus`: how many schedulable nodes, and how
+        many nodes at all, have ``g`` GPUs or more (read-only, made once per cluster)."""
+        return self._nodes_ge
 
     @property
     def node_units(self) -> tuple[int, ...]:

@@ -6,16 +6,21 @@ from dataclasses import dataclass
 
 from gefion.core.columns import pending_columns
 from gefion.core.policies.base import NoPreemption
-from gefion.core.priority import PriorityTable, Weights, factor_columns
+from gefion.core.priority import FloatArray, PriorityTable, Weights, factor_columns
 from gefion.core.snapshot import Snapshot
 
 
 def submit_order(snapshot: Snapshot, now: float) -> PriorityTable:
-    """Priority = seconds waited: the oldest submission first (factors still visible)."""
-    columns = factor_columns(snapshot, now, Weights())
-    submit = columns.pop("submit")
-    return PriorityTable(pending_columns(snapshot).ids, now - submit, columns,
-                         in_snapshot_order=True)
+    """Priority = seconds waited: the oldest submission first (the factors still visible,
+    made when first read: the order needs none of them)."""
+    cols = pending_columns(snapshot)
+
+    def factors() -> dict[str, FloatArray]:
+        columns = factor_columns(snapshot, now, Weights())
+        del columns["submit"]
+        return columns
+
+    return PriorityTable(cols.ids, now - cols.submit_s, factors, in_snapshot_order=True)
 
 
 @dataclass(frozen=True)
