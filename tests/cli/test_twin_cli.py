@@ -60,6 +60,20 @@ def test_run_writes_json_report_and_prints_a_table(tmp_path: Path,
         assert_png(report / name)
 
 
+def test_set_gives_the_policy_its_parameters_and_the_summary_says_so(
+        tmp_path: Path, run_gefion: GefionRunner) -> None:
+    trace = small_csv(tmp_path)
+    plain = json.loads(ok(run_gefion("twin", "run", "--trace", trace, *SMALL, "--policy",
+                                     "gefion", "--json", "-")).stdout)
+    assert "policy_settings" not in plain
+    proc = ok(run_gefion("twin", "run", "--trace", trace, *SMALL, "--policy", "gefion",
+                         "--set", "weights.starve_after_s=null", "--set",
+                         "weights.gang_min_nodes=2", "--set", "placement=first-fit",
+                         "--json", "-"))
+    assert json.loads(proc.stdout)["policy_settings"] == {
+        "weights": {"starve_after_s": None, "gang_min_nodes": 2}, "placement": "first-fit"}
+
+
 def test_run_on_an_itp_cluster_with_json_on_stdout(run_gefion: GefionRunner) -> None:
     proc = ok(run_gefion("twin", "run", "--trace", "itp-elasticflow/cluster10", "--policy",
                          "gefion", "--json", "-", "--quiet"))
@@ -111,8 +125,14 @@ BAD_CSV = "job_id,submit_time_s,duration_s,num_gpus\na,0,10,1\nb,soon,10,1\n"
     (("compare", "--trace", "{small}", "--policies", "fifo,nope"), ("unknown policy 'nope'",)),
     (("compare", "--trace", "{small}", "--policies", "fifo", "--loads", "1,0"),
      ("field 'loads'",)),
+    (("run", "--trace", "{small}", "--set", "starve"), ("field 'set'", "NAME=VALUE")),
+    (("run", "--trace", "{small}", "--set", "weights.starve_after_s=-1"),
+     ("weights.starve_after_s", ">= 0")),
+    (("run", "--trace", "{small}", "--set", "weights.patience=1"), ("patience",)),
+    (("compare", "--trace", "{small}", "--policies", "fifo,gefion", "--set",
+      "weights.age=1"), ("policy 'fifo' has no parameter weights",)),
 ], ids=["trace", "policy", "load-zero", "load-negative", "csv", "cluster", "from", "json-dir",
-        "compare-policy", "compare-loads"])
+        "compare-policy", "compare-loads", "set-form", "set-value", "set-name", "set-policy"])
 def test_bad_input_exits_2_naming_the_field(tmp_path: Path, run_gefion: GefionRunner,
                                             args: tuple[str, ...],
                                             needles: tuple[str, ...]) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from gefion.core.errors import InputError, PolicyError
+from gefion.core.policies.gefion import GefionPolicy
+from gefion.core.priority import Weights
 from gefion.twin.compare import (
     large_job_wait,
     make_grid,
@@ -20,6 +22,7 @@ from gefion.twin.compare import (
 from gefion.twin.result import JobRecord, SimResult
 from gefion.twin.run import (
     RunOptions,
+    make_policy,
     make_trace,
     parse_gpus,
     parse_list,
@@ -65,12 +68,24 @@ def small(folder: Path, **changes: object) -> RunOptions:
 
 # -- options ----------------------------------------------------------------------------------
 
+def test_settings_reach_the_policy(tmp_path: Path) -> None:
+    policy = make_policy(small(tmp_path, policy="gefion", depth=4, settings=(
+        "weights.starve_after_s=null", "weights.gang_starve_after_s=3600",
+        "placement=first-fit", "backfill=false")))
+    assert isinstance(policy, GefionPolicy)
+    assert (policy.weights.starve_after_s, policy.weights.gang_starve_after_s) == (None, 3600)
+    assert (policy.placement, policy.backfill, policy.depth) == ("first-fit", False, 4)
+    assert policy.weights.fairshare == Weights().fairshare  # the others keep their defaults
+
+
 @pytest.mark.parametrize(("changes", "field"), [
     ({"load": 0}, "load"), ({"load": -1.5}, "load"), ({"load": math.nan}, "load"),
     ({"load": math.inf}, "load"), ({"load": True}, "load"), ({"seed": -1}, "seed"),
     ({"depth": -2}, "depth"), ({"trace": " "}, "trace"), ({"gpus_in": (1, -2)}, "gpus"),
     ({"window_from": "abc"}, "from"), ({"window_to": "inf"}, "to"),
     ({"window_from": "0", "window_to": "2017-11-13"}, "to"),
+    ({"settings": ("starve",)}, "set"), ({"settings": ("a.b=1",)}, "set"),
+    ({"settings": ("depth=3",)}, "set"),
 ])
 def test_bad_options_name_their_field(changes: dict[str, object], field: str) -> None:
     with pytest.raises(InputError) as info:

@@ -77,10 +77,16 @@ Sensitive = Annotated[str | None, typer.Option(
     help="Mark these projects sensitive: their jobs share no node with another project's.")]
 
 
+Settings = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="NAME=VALUE", show_default=False,
+    help="A policy parameter, repeatable: weights.starve_after_s=259200, "
+         "weights.fairshare=0, placement=first-fit (values in JSON; seconds; null).")]
+
+
 def _options(trace: str, cluster: str, policy: str, load: float, seed: int,
              from_: str | None, to: str | None, gpus: str | None, traces: Path | None,
              depth: str | None, check: bool = False, tenancy: Path | None = None,
-             sensitive: str | None = None) -> RunOptions:
+             sensitive: str | None = None, settings: list[str] | None = None) -> RunOptions:
     from gefion.cli.plan import parse_depth
     from gefion.twin.run import RunOptions, parse_gpus, parse_list
 
@@ -89,14 +95,16 @@ def _options(trace: str, cluster: str, policy: str, load: float, seed: int,
                       traces=None if traces is None else str(traces), depth=parse_depth(depth),
                       check=check, tenancy=None if tenancy is None else str(tenancy),
                       sensitive=() if sensitive is None
-                      else tuple(parse_list(sensitive, "sensitive")))
+                      else tuple(parse_list(sensitive, "sensitive")),
+                      settings=tuple(settings or ()))
 
 
 def _check_setup(options: RunOptions) -> None:
     """Read the cluster and the tenancy file once, here: bad input fails before any run
     (and not once per worker)."""
-    from gefion.twin.run import make_cluster, make_tenancy
+    from gefion.twin.run import make_cluster, make_policy, make_tenancy
 
+    make_policy(options)  # a bad --set fails here, with the parameter named
     make_tenancy(options, make_cluster(options))
 
 
@@ -174,11 +182,12 @@ def run(
         = False,
     tenancy: TenancyOpt = None,
     sensitive: Sensitive = None,
+    settings: Settings = None,
     quiet: Quiet = False,
 ) -> None:
     """Replay a trace through one policy and summarise it (JCT, waits, allocation, energy)."""
     options = _options(trace, cluster, policy, load, seed, from_, to, gpus, traces, depth,
-                       check, tenancy, sensitive)
+                       check, tenancy, sensitive, settings)
     _check_outputs(json_out, report)
     _check_setup(options)
     from gefion.twin.run import run_twin
@@ -272,6 +281,7 @@ def compare(
         = None,
     tenancy: TenancyOpt = None,
     sensitive: Sensitive = None,
+    settings: Settings = None,
     quiet: Quiet = False,
 ) -> None:
     """Run several policies (and loads) side by side in parallel: one table, one plot."""
@@ -281,7 +291,8 @@ def compare(
     load_list = parse_loads(loads)
     _check_outputs(json_out, report)
     base = _options(trace, cluster, parse_list(policies, "policies")[0], load_list[0], seed,
-                    from_, to, gpus, traces, depth, tenancy=tenancy, sensitive=sensitive)
+                    from_, to, gpus, traces, depth, tenancy=tenancy, sensitive=sensitive,
+                    settings=settings)
     _check_setup(base)  # a bad --cluster or --tenancy fails here, once, not in every worker
     cells = make_grid(base, parse_list(policies, "policies"), load_list)
     with _progress(quiet) as bar:

@@ -14,6 +14,7 @@ before a large trace is read. Everything here is deterministic: the same
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -57,6 +58,31 @@ def parse_gpus(text: str | None) -> tuple[int, ...] | None:
         raise InputError(f"expected whole GPU counts, got {text!r}", field="gpus") from None
 
 
+def policy_settings(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--set`` items (``weights.starve_after_s=259200``, ``placement=first-fit``) as
+    policy parameters: a value is JSON where it parses (numbers, ``null``, lists), else
+    text; ``weights.NAME`` sets one weight. The policy checks names and values."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key or key.count(".") > 1 or \
+                ("." in key and not key.startswith("weights.")):
+            raise InputError(f"expected NAME=VALUE or weights.NAME=VALUE, got {item!r}",
+                             field="set")
+        if key == "depth":
+            raise InputError("set the depth with --depth", field="set")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text.strip()
+        if key.startswith("weights."):
+            params.setdefault("weights", {})[key.split(".", 1)[1]] = value
+        else:
+            params[key] = value
+    return params
+
+
 def parse_window(text: str | None, field_name: str) -> float | str | None:
     """A ``--from``/``--to`` bound: seconds on the trace's own axis (``86400``), or a naive
     datetime (``2017-11-06 00:00``) for traces with calendar times."""
@@ -87,7 +113,8 @@ class RunOptions:
     axis (its first submit is 0) or naive datetimes (calendar traces only). ``gpus_in``
     keeps jobs of those GPU counts. ``depth`` is the policy's reservation depth (-1: unlimited).
     ``tenancy`` is the path of a tenancy file (:mod:`gefion.twin.tenancy`), read where the
-    run happens; ``sensitive`` names projects marked sensitive on top of it.
+    run happens; ``sensitive`` names projects marked sensitive on top of it. ``settings``
+    are ``NAME=VALUE`` policy parameters (:func:`policy_settings`).
     """
 
     trace: str
@@ -104,6 +131,7 @@ class RunOptions:
     max_events: int | None = None
     tenancy: str | None = None
     sensitive: tuple[str, ...] = ()
+    settings: tuple[str, ...] = ()  # --set NAME=VALUE: policy parameters
 
     def __post_init__(self) -> None:
         if not self.trace or not str(self.trace).strip():
@@ -116,6 +144,7 @@ class RunOptions:
         if self.depth is not None and self.depth < -1:
             raise InputError(f"must be >= 0 (or -1: unlimited), got {self.depth}",
                              field="depth")
+        policy_settings(self.settings)  # the form; the policy checks names and values
         if self.tenancy is not None and not str(self.tenancy).strip():
             raise InputError("must name a file", field="tenancy")
         if any(not isinstance(p, str) or not p.strip() for p in self.sensitive) or \
@@ -146,8 +175,9 @@ class RunOutcome:
 def make_policy(options: RunOptions) -> Policy:
     from gefion.core.policies import get_policy
 
-    params: dict[str, Any] = {} if options.depth is None else {
-        "depth": None if options.depth < 0 else options.depth}  # < 0: unlimited
+    params = policy_settings(options.settings)
+    if options.depth is not None:
+        params["depth"] = None if options.depth < 0 else options.depth  # < 0: unlimited
     return get_policy(options.policy, **params)
 
 
@@ -225,6 +255,8 @@ def run_twin(options: RunOptions, *, progress: Progress | None = None,
         from gefion.twin.tenancy import describe
 
         summary["tenancy"] = describe(tenancy, {job.project for job in trace.jobs})
+    if options.settings:
+        summary["policy_settings"] = policy_settings(options.settings)
     t4 = clock()
     return RunOutcome(result, summary, {"setup_s": t1 - t0, "trace_s": t2 - t1,
                                         "simulate_s": t3 - t2, "summarize_s": t4 - t3})
