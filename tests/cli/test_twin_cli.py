@@ -131,8 +131,11 @@ BAD_CSV = "job_id,submit_time_s,duration_s,num_gpus\na,0,10,1\nb,soon,10,1\n"
     (("run", "--trace", "{small}", "--set", "weights.patience=1"), ("patience",)),
     (("compare", "--trace", "{small}", "--policies", "fifo,gefion", "--set",
       "weights.age=1"), ("policy 'fifo' has no parameter weights",)),
+    (("sweep", "--traces", "{small}", "--policies", "gefion", "--set", "weights.age=-1"),
+     ("weights.age", ">= 0")),
 ], ids=["trace", "policy", "load-zero", "load-negative", "csv", "cluster", "from", "json-dir",
-        "compare-policy", "compare-loads", "set-form", "set-value", "set-name", "set-policy"])
+        "compare-policy", "compare-loads", "set-form", "set-value", "set-name", "set-policy",
+        "sweep-set"])
 def test_bad_input_exits_2_naming_the_field(tmp_path: Path, run_gefion: GefionRunner,
                                             args: tuple[str, ...],
                                             needles: tuple[str, ...]) -> None:

@@ -442,6 +442,7 @@ def sweep(
         = None,
     json_out: JsonOut = None,
     report: Report = None,
+    settings: Settings = None,
     quiet: Quiet = False,
 ) -> None:
     """Run policies × loads × traces as Ray tasks (local or a cluster): one table, one plot.
@@ -457,7 +458,7 @@ def sweep(
     load_list = parse_loads(loads)
     _check_outputs(json_out, report)
     base = _options(trace_list[0], cluster, policy_list[0], load_list[0], seed, from_, to,
-                    gpus, traces_dir, depth)
+                    gpus, traces_dir, depth, settings=settings)
     make_cluster(base)  # a bad --cluster fails here, once, not in every task
     cells = make_sweep(base, trace_list, policy_list, load_list)
     address = None if ray_address is None else check_ray_address(ray_address)
