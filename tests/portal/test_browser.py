@@ -141,6 +141,24 @@ def test_a_submitted_job_goes_through_the_queue_to_completed_without_a_reload(
     assert portal.job(job_id)["state"] == "COMPLETED"
 
 
+def test_a_job_cancelled_through_the_confirm_dialog_is_cancelled_and_the_page_stays_live(
+        page: Page, portal: Portal) -> None:
+    """The dialog's own form (method="dialog") closes it: the page is not being left, so
+    the cancel request goes out and the live feed keeps drawing."""
+    live(page, "/queue")
+    job_id = portal.submit("sleep 30", "--hold", name="to-cancel")
+    row = page.locator(f'#queue tr[data-job="{job_id}"]')
+    expect(row.locator(".state")).to_have_text("PENDING")
+    row.get_by_role("button", name=f"Cancel job {job_id}").click()
+    page.get_by_role("button", name="Cancel the job").click()
+    expect(page.locator(f'#ended tr[data-job="{job_id}"] .state')).to_have_text("CANCELLED")
+    assert portal.job(job_id)["state"] == "CANCELLED"
+    later = portal.submit("sleep 30", "--hold", name="after-cancel")  # still drawn live
+    expect(page.locator(f'#queue tr[data-job="{later}"] .state')).to_have_text("PENDING")
+    expect(page.locator("#live")).to_have_attribute("data-state", "on")
+    portal.http.post(f"/v1/jobs/{later}/cancel")
+
+
 def test_a_running_jobs_nodes_are_outlined_on_hover_and_on_click(page: Page,
                                                                   portal: Portal) -> None:
     job_id = portal.submit("sleep 60", "--gpus=16", name="two-nodes")

@@ -14,9 +14,15 @@ export class ApiError extends Error {
 
 // The page is being left by a form the browser sends itself (Log out): requests in flight are
 // dropped and no refresh follows, so one the logout outran cannot answer 401 and send the
-// browser to the login page with this page as `next` instead of where the form goes.
+// browser to the login page with this page as `next` instead of where the form goes. A form
+// a script handles (preventDefault) or a dialog's form (method="dialog": it only closes the
+// dialog) leaves nothing.
 const leaving = new AbortController();
-document.addEventListener('submit', (event) => { if (!event.defaultPrevented) leaving.abort(); });
+document.addEventListener('submit', (event) => {
+  if (event.defaultPrevented) return;
+  const method = event.submitter?.getAttribute('formmethod') || event.target.method;
+  if (method !== 'dialog') leaving.abort();
+});
 
 /** Whether the page is on its way out (see `leaving`). */
 export function isLeaving() {
