@@ -227,7 +227,9 @@ def main() -> None:
                       f"({count:,} jobs, server CPU {cpu_submit:.2f} ms each)   "
                       f"GET /v1/nodes {base:7,.0f}/s (CPU {cpu_base:.2f} ms)   "
                       f"ratio {rate / base:.2f}")
-                requests = max(clients, count // BATCH)
+                # At least 40 requests a row: 10 requests of 100 jobs take half a second,
+                # too short to measure one client on a machine shared with anything else.
+                requests = max(clients, count // BATCH, 40)
                 for sweep, what in ((False, "the same"), (True, "a sweep")):
                     cpu = cpu_s(server.pid)
                     batched = hammer(url, clients, requests,
