@@ -29,6 +29,23 @@ def _best_fit(nodes: IntArray, free: IntArray, count: int) -> IntArray:
     return np.sort(nodes[order[:count]])
 
 
+def _fullest_node(usable: IntArray, free: IntArray, node_units: IntArray,
+                  unit_count: int) -> IntArray:
+    """Best fit for one node: fewest free GPUs first; among equals, the unit with the
+    fewest usable nodes, so that small jobs fill fragmented units and leave whole units to
+    gangs; then the lowest index. The first row of lexsort((usable, per_unit, free))
+    without sorting 12,500 nodes: the fullest nodes, then — only when they lie in more
+    than one unit — one argmin of unit size and index."""
+    fill = free[usable]
+    cand = usable[np.flatnonzero(fill == fill.min())]  # ascending
+    cand_units = node_units[cand]
+    if len(cand) == 1 or cand_units.min() == cand_units.max():
+        return cand[:1]
+    per_unit = np.bincount(node_units[usable], minlength=unit_count)
+    pick = int(np.argmin((per_unit[cand_units] << 32) | cand))
+    return cand[pick:pick + 1]
+
+
 def choose_nodes(
     usable: IntArray,
     free: IntArray,
@@ -47,6 +64,8 @@ def choose_nodes(
     """
     if len(usable) < count:
         return None
+    if count == 1 and not first_fit:
+        return _fullest_node(usable, free, node_units, unit_count)
     units = node_units[usable]
     if first_fit:  # the lowest-numbered nodes that will do (what most simulators model)
         if not one_unit:
@@ -55,16 +74,6 @@ def choose_nodes(
         fitting = np.flatnonzero(per >= count)
         return usable[units == fitting[0]][:count] if len(fitting) else None
     per_unit = np.bincount(units, minlength=unit_count)
-    if count == 1:
-        # Fewest free GPUs first; among equals, the unit with the fewest usable nodes, so
-        # that small jobs fill fragmented units and leave whole units to gangs; then the
-        # lowest index. The first row of lexsort((usable, per_unit, free)) without sorting
-        # 12,500 nodes: the fullest nodes, then one argmin of unit size and index.
-        fill = free[usable]
-        fullest = np.flatnonzero(fill == fill.min())
-        cand = usable[fullest]
-        pick = int(np.argmin((per_unit[units[fullest]] << 32) | cand))
-        return cand[pick:pick + 1]
     fitting = np.flatnonzero(per_unit >= count)
     if len(fitting):
         # Best fit: the smallest unit that holds the whole gang (lowest index on ties).
