@@ -35,8 +35,9 @@ from gefion.store.schema import (
 )
 
 _ONE: sa.ColumnElement[int] = sa.literal_column("1")
-#: Submissions of at least this many jobs are inserted by COPY on PostgreSQL (below it the
-#: COPY's two round trips cost more than the rows save).
+#: Submissions of at least this many jobs are inserted by COPY on PostgreSQL; smaller ones
+#: keep the one round trip of pipelined INSERTs, where COPY takes one per table (a chosen
+#: bound, not a measured one).
 _COPY_FROM = 8
 
 
