@@ -60,20 +60,19 @@ class Weights:
         for name in ("age", "fairshare", "qos", "size", "grant", "max_age_s",
                      "starve_after_s", "gang_starve_after_s"):
             value = getattr(self, name)
-            if value is None and name.endswith("starve_after_s"):
+            nullable = name.endswith("starve_after_s")
+            if value is None and nullable:
                 continue
+            positive = name == "max_age_s"
             if isinstance(value, bool) or not isinstance(value, int | float) or \
-                    not math.isfinite(value) or value < 0 or \
-                    (name == "max_age_s" and value == 0):
-                raise PolicyError(f"weights.{name} must be a number of "
-                                  f"{'seconds' if name.endswith('_s') else 'points'} "
-                                  f"{'> 0' if name == 'max_age_s' else '>= 0'}"
-                                  f"{' or null' if name.endswith('starve_after_s') else ''}, "
-                                  f"got {value!r}")
-        if isinstance(self.gang_min_nodes, bool) or not isinstance(self.gang_min_nodes, int) \
-                or self.gang_min_nodes < 1:
+                    not math.isfinite(value) or value < 0 or (positive and value == 0):
+                raise PolicyError(f"weights.{name} must be a finite number "
+                                  f"{'> 0' if positive else '>= 0'}"
+                                  f"{' or null' if nullable else ''}, got {value!r}")
+        nodes = self.gang_min_nodes
+        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
             raise PolicyError(f"weights.gang_min_nodes must be a whole number >= 1, got "
-                              f"{self.gang_min_nodes!r}")
+                              f"{nodes!r}")
 
     @property
     def ceiling(self) -> float:
@@ -156,12 +155,13 @@ def multifactor(snapshot: Snapshot, now: float, weights: Weights) -> PriorityTab
     priority = (weights.age * c["age"] + weights.fairshare * c["fairshare"]
                 + weights.qos * c["qos"] + weights.size * c["size"]
                 + weights.grant * c["grant"])
-    overdue = _starved_s(pending_columns(snapshot).nodes, now - submit, weights)
+    cols = pending_columns(snapshot)
+    overdue = _starved_s(cols.nodes, now - submit, weights)
     if overdue is not None:
         starving = overdue >= 0.0
         if starving.any():
             priority = np.where(starving, weights.ceiling + overdue / 86_400.0, priority)
-    return PriorityTable(pending_columns(snapshot).ids, priority, c)
+    return PriorityTable(cols.ids, priority, c)
 
 
 def _starved_s(nodes: npt.NDArray[np.int64], waited: FloatArray,

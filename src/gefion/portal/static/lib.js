@@ -25,7 +25,7 @@ document.addEventListener('submit', (event) => {
 });
 
 /** Whether the page is on its way out (see `leaving`). */
-export function isLeaving() {
+function isLeaving() {
   return leaving.signal.aborted;
 }
 
@@ -51,10 +51,9 @@ export async function api(path, { method = 'GET', body } = {}) {
     const type = answer.headers.get('content-type') || '';
     data = type.includes('json') ? await answer.json() : await answer.text();
   } catch (error) {
-    if (isLeaving()) return new Promise(() => {});
-    throw error;
+    if (!isLeaving()) throw error;
   }
-  if (isLeaving()) return new Promise(() => {});
+  if (isLeaving()) return new Promise(() => {}); // dropped (or answered too late): no answer
   if (answer.status === 401) signIn(); // the session ended (logged out, token revoked)
   if (!answer.ok) throw new ApiError(answer.status, data);
   return data;
