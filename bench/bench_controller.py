@@ -43,10 +43,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(data_dir: Path, port: int, db: str | None) -> tuple[subprocess.Popen[bytes], str]:
-    """``gefion up`` on a new site: the process and its bootstrap admin token."""
+def start(data_dir: Path, port: int, db: str | None, options: tuple[str, ...] = (
+        "--emulate-gpus", "8")) -> tuple[subprocess.Popen[bytes], str]:
+    """``gefion up`` on a new site: the process and its bootstrap admin token. ``options``
+    are more of ``gefion up``'s (by default, one emulated node of 8 GPUs)."""
     argv = [sys.executable, "-m", "gefion.cli.main", "up", "--data-dir", str(data_dir),
-            "--port", str(port), "--emulate-gpus", "8", "--kill-grace", "1"]
+            "--port", str(port), "--kill-grace", "1", *options]
     if db:
         argv += ["--db", db]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
