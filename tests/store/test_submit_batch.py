@@ -87,3 +87,32 @@ def test_text_that_copy_escapes_round_trips_through_a_large_batch(store: Store) 
         assert row is not None and row.name == f"{nasty}{i}" and row.spec == batch[0][i].spec
         (event,) = store.events_for_job(job_id)
         assert event.payload["spec"] == batch[0][i].spec and event.payload["name"] == row.name
+
+
+def test_events_submitted_here_carry_the_row_they_project_to_with_the_spec_decoded(
+        store: Store) -> None:
+    """A ``job.submitted`` event this process wrote carries the writer's job row: the row
+    the projection makes of the event, plus the JobSpec it was submitted with, so that the
+    scheduler loop neither projects the event again nor decodes the spec (JSON → JobSpec)."""
+    from gefion.core.jobs import Dependency, JobSpec
+    from gefion.store.codec import spec_from_json
+    from gefion.store.projection import apply
+    from gefion.store.records import JobRow
+
+    specs = [JobSpec(gpus=16, time_limit_s=600, project="nlp", user="ana", name="big",
+                     gpus_per_node=8, qos="high", exclusive=True),
+             JobSpec(gpus=1, time_limit_s=60, project="nlp", user="ana", name="after",
+                     depends_on=Dependency.parse("afterok:1"), preemptible=True)]
+    jobs = [NewJob.from_spec(s, held=i == 1, script="#!/bin/sh\n", env={"A": "1"})
+            for i, s in enumerate(specs)]
+    ids = store.submit_batch([[jobs[0]], [jobs[1]]], ts=5.0)
+    events = store.events_since(0)
+    assert [e.job_id for e in events] == [i for (i,) in ids]
+    for event, spec in zip(events, specs, strict=True):
+        assert isinstance(event.row, JobRow)
+        assert event.row == apply(event, None)
+        assert event.row.decoded is spec
+        assert spec_from_json(event.row.spec) == spec
+        assert event.row.to_job().spec is spec  # not decoded again
+    assert all_jobs(store)[ids[1][0]].decoded is None  # read back: decoded on demand
+    assert all_jobs(store)[ids[1][0]].to_job().spec == specs[1]

@@ -297,6 +297,9 @@ class Scheduler:
     def _sync_job(self, event: EventRow) -> None:
         assert event.job_id is not None
         row = self.rows.get(event.job_id)
+        if row is None and event.row is not None:  # submitted here: the writer's row
+            self._track(event.row)
+            return
         if row is None and event.kind != EventKind.JOB_SUBMITTED:
             fresh = self.store.get_job(event.job_id)  # a job not active here: the store knows
             if fresh is not None:

@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from gefion.core.errors import InputError, StateError
-from gefion.core.jobs import JobState, check_transition
+from gefion.core.jobs import JobSpec, JobState, check_transition
 from gefion.core.topology import NodeState
 from gefion.store.errors import NotFoundError
 from gefion.store.records import Allocation, EventKind, EventRow, JobRow, NodeRow
@@ -192,15 +192,21 @@ def submitted_payload(*, name: str, user: str, project: str, qos: str, spec: Map
 
 
 def _submitted(event: EventRow) -> JobRow:
-    p = event.payload
     assert event.job_id is not None
+    return submitted_row(event.job_id, event.seq, event.ts, event.payload)
+
+
+def submitted_row(job_id: int, seq: int, ts: float, p: Mapping[str, Any],
+                  decoded: JobSpec | None = None) -> JobRow:
+    """The job row of ``job.submitted`` event ``seq`` (payload ``p``) about ``job_id``;
+    ``decoded``: its spec as a JobSpec, when the writer has it (``JobRow.decoded``)."""
     try:
         return JobRow(
-            id=event.job_id, name=str(p["name"]), user=str(p["user"]),
+            id=job_id, name=str(p["name"]), user=str(p["user"]),
             project=str(p["project"]), qos=str(p["qos"]), state=JobState.PENDING,
-            spec=p["spec"], submit_ts=event.ts, array_job_id=p.get("array_job_id"),
+            spec=p["spec"], submit_ts=ts, array_job_id=p.get("array_job_id"),
             array_task_id=p.get("array_task_id"), held=bool(p.get("held", False)),
-            idempotency_key=p.get("idempotency_key"), updated_seq=event.seq,
+            idempotency_key=p.get("idempotency_key"), updated_seq=seq, decoded=decoded,
         )
     except KeyError as e:
         raise InputError("job.submitted lacks a field", field=f"payload.{e.args[0]}") from None

@@ -93,6 +93,9 @@ class NewJob:
     spec: JsonObject = field(default_factory=dict)
     held: bool = False
     array_task_id: int | None = None
+    #: ``spec`` as the core's JobSpec, when the submitter had it (:meth:`from_spec`): the
+    #: job row the store makes keeps it, so this process's scheduler never decodes it again.
+    decoded: JobSpec | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_spec(cls, spec: JobSpec, *, held: bool = False,
@@ -100,7 +103,7 @@ class NewJob:
         """A NewJob for a validated :class:`JobSpec`; ``extras`` join the stored spec."""
         return cls(name=spec.name, user=spec.user, project=spec.project, qos=spec.qos,
                    spec={**spec_to_json(spec), **extras}, held=held,
-                   array_task_id=spec.array_index)
+                   array_task_id=spec.array_index, decoded=spec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +119,11 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
-    """One event of the log. ``seq`` is the global order: gap-free, in commit order."""
+    """One event of the log. ``seq`` is the global order: gap-free, in commit order.
+
+    ``row``: for a ``job.submitted`` event this process wrote, the job row it projects to,
+    as the writer made it (with its spec decoded); None for events read back from the
+    database. Readers in this process take it instead of projecting the event again."""
 
     seq: int
     ts: float
@@ -124,6 +131,7 @@ class EventRow:
     job_id: int | None
     node: str | None
     payload: JsonObject
+    row: JobRow | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +171,17 @@ class JobRow:
     updated_seq: int = 0
     gpu_s: float = 0.0
     energy_j: float | None = None
+    #: ``spec`` decoded, when the row was made from a submission in this process (events
+    #: never change a job's spec, so the rows that follow from this one keep it).
+    decoded: JobSpec | None = field(default=None, compare=False, repr=False)
 
     def to_job(self) -> Job:
-        """The core's record of this job, for a scheduling snapshot. Its spec is read back
-        from ``spec`` (:func:`~gefion.store.codec.spec_from_json`); ``service_gpu_s`` is
-        left 0: attained service is accounting, derived from the events."""
-        return Job(id=str(self.id), spec=spec_from_json(self.spec), submit_s=self.submit_ts,
+        """The core's record of this job, for a scheduling snapshot. Its spec is ``decoded``
+        or read back from ``spec`` (:func:`~gefion.store.codec.spec_from_json`);
+        ``service_gpu_s`` is left 0: attained service is accounting, derived from the
+        events."""
+        spec = self.decoded if self.decoded is not None else spec_from_json(self.spec)
+        return Job(id=str(self.id), spec=spec, submit_s=self.submit_ts,
                    state=self.state, start_s=self.start_ts, end_s=self.end_ts,
                    allocation=self.allocation, held=self.held, exit_code=self.exit_code,
                    restarts=self.restarts)

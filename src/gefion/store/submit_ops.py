@@ -136,9 +136,10 @@ def submit_all(tx: Tx, submits: Sequence[Submit]) -> list[list[int] | GefionErro
                 array_task_id=job.array_task_id,
                 idempotency_key=key if i == 0 else None,
                 batch_size=len(s_ids) if i == 0 and key is not None else None)
-            event = EventRow(next(next_seq), s.ts, submitted, job_id, None, payload)
-            event_rows.append(event)
-            job_rows.append(projection.apply(event, None))
+            seq = next(next_seq)
+            row = projection.submitted_row(job_id, seq, s.ts, payload, job.decoded)
+            event_rows.append(EventRow(seq, s.ts, submitted, job_id, None, payload, row))
+            job_rows.append(row)
         specs_json.extend(s.specs_json)
         if key is not None:
             known[key] = s_ids
