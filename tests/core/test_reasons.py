@@ -117,6 +117,24 @@ def test_priority_factors_are_visible_for_every_pending_job() -> None:
         1000 * a.age + 10_000 * a.fairshare + 5000 * a.qos + 500 * a.size + 1000 * a.grant)
 
 
+def test_published_factors_made_a_column_at_a_time_match_each_jobs_own() -> None:
+    """``PriorityTable.rounded`` (what the controller publishes) gives each job's factors
+    rounded, in the order asked, and None for a job that is not in the table."""
+    from gefion.core.priority import FACTOR_NAMES, PriorityTable
+
+    jobs = [running("r", FULL), pending("a", 8, submit=0), pending("b", 16, submit=50),
+            pending("c", 2, submit=70)]
+    _, result = cycle(SMALL, jobs, 100.0)
+    table = result.factors
+    assert isinstance(table, PriorityTable)
+    out = table.rounded(["c", "nope", "a", "b"], digits=3)
+    assert out[1] is None
+    for job_id, got in zip("cab", [out[0], out[2], out[3]], strict=True):
+        f = table[job_id]
+        assert got == {name: round(getattr(f, name), 3) for name in FACTOR_NAMES}
+    assert table.rounded([]) == []
+
+
 def test_a_strict_queue_names_its_barrier_and_a_backfilling_one_does_not() -> None:
     jobs = [running("r", {"node00001": 4, "node00002": 4, "node00003": 4}),
             pending("first", 4, submit=0), pending("head", 16, submit=1),

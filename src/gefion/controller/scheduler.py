@@ -47,6 +47,7 @@ from gefion.core.decisions import CycleResult, PendingReason
 from gefion.core.errors import GefionError, StateError
 from gefion.core.jobs import Job, JobState
 from gefion.core.policies.base import Policy
+from gefion.core.priority import PriorityTable
 from gefion.core.topology import Cluster, NodeState
 from gefion.executor import ExecutorError, JobExit
 from gefion.executor.base import Executor, NodeChange
@@ -415,15 +416,24 @@ class Scheduler:
 
     def _publish(self, result: CycleResult) -> None:
         """Queue view: reason and ETA of every pending job whose view changed."""
-        changed: list[SchedulingInfo] = []
+        views: list[tuple[str, PendingReason, float | None]] = []
         published = self._published
         for job_id, reason, planned in result.views():  # the hot loop of a long queue
             view = (reason, planned)
             if published.get(job_id) != view:
                 published[job_id] = view
-                factors = result.factors.get(job_id)
-                changed.append((int(job_id), reason.value, planned,
-                                None if factors is None else factors_json(factors)))
+                views.append((job_id, reason, planned))
+        if not views:
+            return
+        table = result.factors
+        if isinstance(table, PriorityTable):
+            factors = table.rounded([job_id for job_id, _, _ in views])
+        else:
+            factors = [None if (f := table.get(job_id)) is None else factors_json(f)
+                       for job_id, _, _ in views]
+        changed: list[SchedulingInfo] = [
+            (int(job_id), reason.value, planned, f)
+            for (job_id, reason, planned), f in zip(views, factors, strict=True)]
         if changed:
             try:
                 self.store.set_scheduling_info(changed)

@@ -80,6 +80,10 @@ class Weights:
         return self.age + self.fairshare + self.qos + self.size + self.grant
 
 
+#: The fields of :class:`PriorityFactors`, as published (``PriorityTable.rounded``).
+FACTOR_NAMES = ("priority", "age", "fairshare", "qos", "size", "grant")
+
+
 class PriorityTable(Mapping[str, PriorityFactors]):
     """Priority and factor columns for the pending jobs of a snapshot, in snapshot order.
 
@@ -104,10 +108,28 @@ class PriorityTable(Mapping[str, PriorityFactors]):
             self._columns = self._columns()
         return self._columns
 
-    def __getitem__(self, job_id: str) -> PriorityFactors:
+    def _positions(self) -> dict[str, int]:
         if self._pos is None:
             self._pos = {job_id: i for i, job_id in enumerate(self.ids)}
-        i = self._pos[job_id]
+        return self._pos
+
+    def rounded(self, job_ids: Sequence[str], digits: int = 6
+                ) -> list[dict[str, float] | None]:
+        """The factors of ``job_ids`` as ``{"priority": …, "age": …, …}`` rounded to
+        ``digits`` (None for a job not in the table): what a body publishes, made a column
+        at a time rather than an object per job."""
+        pos = self._positions()
+        at = [pos.get(job_id, -1) for job_id in job_ids]
+        where = np.array([i for i in at if i >= 0], dtype=np.intp)
+        c = self.columns
+        values = zip(*(np.round(col[where], digits).tolist() for col in (
+            self.priority, c["age"], c["fairshare"], c["qos"], c["size"], c["grant"])),
+            strict=True)
+        names = FACTOR_NAMES
+        return [None if i < 0 else dict(zip(names, next(values), strict=True)) for i in at]
+
+    def __getitem__(self, job_id: str) -> PriorityFactors:
+        i = self._positions()[job_id]
         c = self.columns
         return PriorityFactors(float(self.priority[i]), float(c["age"][i]),
                                float(c["fairshare"][i]), float(c["qos"][i]),
