@@ -291,3 +291,32 @@ def test_a_sweep_that_varies_only_names_is_reviewed_once(monkeypatch: pytest.Mon
     # The same directive on another line is its own entry: warnings name their own line.
     moved = script("#SBATCH -G 8 -t 1:00:00", "", "#SBATCH --mail-type=END")
     assert [w.line for w in parse_submission(moved, source="sweep.sh").warnings] == [4]
+
+
+@pytest.mark.parametrize(("directives", "argv", "other"), [
+    (["#SBATCH -J base -o base.out -e base.err"], ["--job-name=mine"], ["-J", "theirs"]),
+    (["#SBATCH -o base.out"], ["-o", "mine-%j.out"], ["-o", "theirs.out"]),
+    (["#SBATCH -a 0-3%2 -t 5"], ["-Jmine"], ["-J", "theirs"]),
+    (["#SBATCH --export=ALL,A=1"], ["--export=NONE", "--comment=c1"], ["--export=B=2"]),
+    (["#SBATCH -D /scratch/a"], ["--chdir=/scratch/mine", "-e", "mine.err"], []),
+    (["#SBATCH -G 8 --hold"], ["-J", "", "-t", "1:00"], ["-J", "x", "-t", "1:00"]),
+    ([], ["--wrap=echo hi", "-J", "mine"], ["--wrap=echo hi", "-J", "theirs"]),
+])
+def test_a_sweep_parsed_once_gives_each_job_exactly_its_own_parse(
+        directives: list[str], argv: list[str], other: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parse of a script and its flags other than free text (name, output, error,
+    comment, chdir, export) is kept; each job's free text is applied on top, and the
+    answer equals a parse from scratch, defaults (error follows output, an array's output
+    pattern, the script's name) included."""
+    from gefion.slurm import parse
+
+    text = script(*directives) if directives else None
+    with monkeypatch.context() as m:  # from scratch: as a script too long to keep
+        m.setattr(parse, "_CACHED_SCRIPT_CHARS", 0)
+        cold = parse_submission(text, source="sweep.sh", argv=argv)
+    parse._parsed.clear()
+    parse_submission(text, source="sweep.sh", argv=other)  # another job of the sweep first
+    warm = parse_submission(text, source="sweep.sh", argv=argv)
+    assert warm == cold
+    assert len(parse._parsed) == 1  # the second job was not parsed from scratch

@@ -8,7 +8,9 @@ on SQLite), and a :class:`~gefion.store.JobRow` costs a JSON decode of it (~1 s)
 So the API keeps a read model of the jobs not yet ended: :class:`QueueView` loads them once,
 then follows the event log (``seq`` is gap-free and in commit order, so tailing from the
 last ``seq`` seen never misses an event) and applies each event with the store's own pure
-projection (:func:`gefion.store.apply`), keeping a slim spec. Every request first catches
+projection (:func:`gefion.store.apply`), keeping a slim spec (a job submitted through this
+process keeps the row its writer made, whose spec the scheduler holds anyway while the job
+is active: :attr:`gefion.store.EventRow.row`). Every request first catches
 up with the log, so a job appears in the queue as soon as its submission is acknowledged;
 a thread also catches up every 0.5 s, so that a request after a burst of submissions finds
 little left to apply. Reasons and ETAs come from the scheduler's latest cycle (they are
@@ -208,6 +210,8 @@ class QueueView:
         try:
             if job is not None:
                 job = _slim(apply(event, job))
+            elif event.row is not None:  # submitted here: the writer's row, whose spec
+                job = event.row          # the scheduler holds while the job is active anyway
             elif event.kind == "job.submitted":  # slimmed before the row is built
                 job = apply(EventRow(event.seq, event.ts, event.kind, event.job_id, event.node,
                                      _slim_payload(event.payload)), None)

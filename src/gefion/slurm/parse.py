@@ -17,6 +17,8 @@ from __future__ import annotations
 import functools
 import posixpath
 from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
 
 from gefion.slurm.arrays import ArraySpec
 from gefion.slurm.directives import Token, check_script, extract_directives, wrap_command
@@ -99,10 +101,46 @@ def parse_submission(script_text: str | None, *, source: str = "<script>",
         script_text, source = wrap_command(wrap), "<wrap>"
     elif script_text is None:
         raise SbatchError("no batch script: give a script or --wrap", source=COMMAND_LINE)
-    if len(script_text) <= _CACHED_SCRIPT_CHARS:
-        script, ignored = _script_options(script_text, source, site.max_array_size)
-    else:
+    wrapped = wrap is not None
+    if len(script_text) > _CACHED_SCRIPT_CHARS:
         script, ignored = _read_script(script_text, source, site.max_array_size)
+        return _submission(script_text, source, script, ignored, cli, site, wrapped)
+    # A sweep sends one script with flags that differ only in free text (its own job
+    # name, output file...): the rest of the parse is done once for it.
+    script, ignored = _script_options(script_text, source, site.max_array_size)
+    fixed = [use for use in cli if use.spec.key not in _NOT_REVIEWED]
+    key = (script_text, source, site, *(use.origin for use in fixed))
+    parsed = _parsed.get(key)
+    if parsed is None:
+        base = _submission(script_text, source, script, ignored, fixed, site, wrapped)
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.clear()
+        parsed = _parsed[key] = (base, {f.name: getattr(base, f.name) for f in _FIELDS})
+    if len(fixed) == len(cli):
+        return parsed[0]
+    free = Settings([*(use for use in script if use.spec.key in _NOT_REVIEWED),
+                     *(use for use in cli if use.spec.key in _NOT_REVIEWED)])
+    output = free.get("output", str) or default_output(is_array=parsed[0].array is not None)
+    # As dataclasses.replace, at half its cost: a sweep makes one per job.
+    return Submission(**{
+        **parsed[1], "name": free.get("job-name", str) or _default_name(source, wrapped),
+        "output": output, "error": free.get("error", str) or output,
+        "chdir": free.get("chdir", str), "export": free.get("export", ExportSpec),
+        "comment": free.get("comment", str)})
+
+
+#: Submissions parsed from a script of at most :data:`_CACHED_SCRIPT_CHARS` and the flags
+#: other than free text, by their text, each with its fields (a few hundred kept; a
+#: refusal is never kept). The free text (:data:`_NOT_REVIEWED`) is applied on top.
+_PARSED_MAX = 512
+_parsed: dict[tuple[object, ...], tuple[Submission, dict[str, Any]]] = {}
+_FIELDS = fields(Submission)
+
+
+def _submission(script_text: str, source: str, script: Sequence[OptionUse],
+                ignored: Sequence[Diagnostic], cli: Sequence[OptionUse], site: Site,
+                wrapped: bool) -> Submission:
+    """Phases 3 and 4: the script's options, then the flags; reviewed; defaults filled."""
     s = Settings([*script, *cli])
     # Script warnings in line order, then the command line's.
     warnings = tuple(sorted((*ignored, *_review(s, site)),
@@ -115,7 +153,7 @@ def parse_submission(script_text: str | None, *, source: str = "<script>",
     gpus, per_task = s.get("gpus", GpuRequest), s.get("gpus-per-task", GpuRequest)
     return Submission(
         script=script_text, source=source,
-        name=s.get("job-name", str) or _default_name(source, wrap is not None),
+        name=s.get("job-name", str) or _default_name(source, wrapped),
         partition=s.get("partition", str) or site.default_partition,
         output=output, error=s.get("error", str) or output,
         nodes=nodes.min if nodes is not None else None,
