@@ -7,8 +7,6 @@ import os
 import time
 from pathlib import Path
 
-import pytest
-
 from gefion.controller.service import Controller
 from gefion.core.jobs import JobState
 from tests.controller.conftest import NODE, ended, state_is, submit, wait_for
@@ -169,17 +167,3 @@ def test_a_user_without_an_account_here_is_refused(controller: Controller,
     assert caught.value.field == "user"
     assert controller.list_jobs() == []  # nothing stored
 
-
-def test_the_loop_schedules_a_job_submitted_here_without_decoding_its_spec(
-        controller: Controller, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scheduler takes the row (and JobSpec) the writer made of a submission in this
-    process: with decoding a stored spec broken, a job submitted here still runs."""
-    from gefion.store import records
-
-    def broken(obj: object) -> None:
-        raise AssertionError("a spec submitted here was decoded again")
-
-    monkeypatch.setattr(records, "spec_from_json", broken)
-    (job_id,) = submit(controller, workdir, "#!/bin/sh\nexit 0\n", "--gpus=2")
-    row = wait_for(controller, job_id, ended)
-    assert row.state is JobState.COMPLETED

@@ -44,7 +44,7 @@ from gefion.core.builder import SnapshotBuilder
 from gefion.core.carry import PlanCarry
 from gefion.core.cycle import run_cycle
 from gefion.core.decisions import CycleResult, PendingReason
-from gefion.core.errors import GefionError, StateError
+from gefion.core.errors import GefionError
 from gefion.core.jobs import Job, JobState
 from gefion.core.policies.base import Policy
 from gefion.core.priority import PriorityTable
@@ -204,11 +204,20 @@ class Scheduler:
 
     # -- exits ------------------------------------------------------------------------------
     def _reap(self, exits: list[JobExit], now: float) -> None:
+        """Record the exits of a poll in one transaction (one commit, not one a job); if
+        the store refuses it (a job that had already ended there), each alone."""
+        if not exits:
+            return
+        ends = [(end, self._exit_events(end)) for end in exits]
+        try:
+            self._write([event for _, events in ends for event in events])
+        except GefionError:
+            for end, events in ends:
+                try:
+                    self._write(events)
+                except GefionError as exc:  # already ended in the store
+                    log.warning("exit of job %s not recorded: %s", end.job_id, exc)
         for end in exits:
-            try:
-                self._write(self._exit_events(end))
-            except (StateError, GefionError) as exc:  # already ended in the store
-                log.warning("exit of job %s not recorded: %s", end.job_id, exc)
             self.executor.acknowledge(end.job_id)
 
     def _exit_events(self, end: JobExit) -> list[NewEvent]:

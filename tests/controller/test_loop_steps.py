@@ -1,6 +1,9 @@
-"""Node loss in the controller's loop, against the in-package fake executor: a lost node goes
-DOWN before its gangs end NODE_FAIL; a gang is requeued when ``--requeue`` says so, or by
-default when its QOS is preemptible; the node stays DOWN until it rejoins."""
+"""The controller's loop, step by step, against the in-package fake executor: a job
+submitted in this process is taken in without decoding its spec again; the exits of one
+poll are recorded in one transaction, and one the store refuses loses none of the others;
+a lost node goes DOWN before its gangs end NODE_FAIL; a gang is requeued when
+``--requeue`` says so, or by default when its QOS is preemptible; the node stays DOWN
+until it rejoins."""
 
 from __future__ import annotations
 
@@ -136,3 +139,55 @@ def test_a_gang_lost_before_its_node_is_reported_is_not_placed_on_that_node_agai
     assert [e.node for e in events if e.kind == EventKind.NODE_DOWN] == ["n2"]
     row = store.get_job(job_id)
     assert row is not None and row.restarts == 1
+
+
+def test_the_exits_of_one_poll_are_recorded_in_one_transaction(
+        store: Store, fake: FakeExecutor, scheduler: Scheduler,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [submit(store, "--gpus=8") for _ in range(3)]
+    scheduler.step()
+    for job_id, code in zip(ids, (0, 3, 0), strict=True):
+        fake.end(job_id, JobState.COMPLETED if code == 0 else JobState.FAILED,
+                 exit_code=code)
+    writes: list[list[str]] = []
+    real = store.append
+    monkeypatch.setattr(store, "append", lambda events: writes.append(
+        [e.kind for e in events]) or real(events))
+    scheduler.step()
+    assert writes[0] == ["job.finished"] * 3  # the three exits, one commit
+    rows = [store.get_job(j) for j in ids]
+    assert [(r.state, r.exit_code) for r in rows if r is not None] == [
+        (JobState.COMPLETED, 0), (JobState.FAILED, 3), (JobState.COMPLETED, 0)]
+    assert fake.poll() == []  # every exit acknowledged
+
+
+def test_an_exit_the_store_refuses_loses_none_of_the_others(
+        store: Store, fake: FakeExecutor, scheduler: Scheduler) -> None:
+    ids = [submit(store, "--gpus=8") for _ in range(3)]
+    scheduler.step()
+    # The middle job ended in the store first (another controller wrote it, say).
+    store.append([NewEvent(EventKind.JOB_CANCELLED, 2.0, job_id=ids[1])])
+    for job_id, code in zip(ids, (5, 3, 0), strict=True):
+        fake.end(job_id, JobState.FAILED if code else JobState.COMPLETED, exit_code=code)
+    scheduler.step()
+    rows = [store.get_job(j) for j in ids]
+    assert [(r.state, r.exit_code) for r in rows if r is not None] == [
+        (JobState.FAILED, 5), (JobState.CANCELLED, None), (JobState.COMPLETED, 0)]
+    assert fake.poll() == []
+
+
+def test_a_job_submitted_here_is_scheduled_without_decoding_its_spec(
+        store: Store, fake: FakeExecutor, scheduler: Scheduler,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop takes the row (and JobSpec) the writer made of a submission in this
+    process: with decoding a stored spec broken, a job submitted here still starts. (An
+    event the loop reads from the database before this process has noted it decodes.)"""
+    from gefion.store import records
+
+    def broken(obj: object) -> None:
+        raise AssertionError("a spec submitted here was decoded again")
+
+    monkeypatch.setattr(records, "spec_from_json", broken)
+    job_id = submit(store, "--gpus=8")
+    scheduler.step()
+    assert fake.launched[job_id].nodelist == ("n1",)
