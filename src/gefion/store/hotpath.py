@@ -156,6 +156,7 @@ class HotPath:
             "FROM json_to_recordset(%(rows)s::json) "
             "AS v(id bigint, reason text, eta_ts float8, priority json) "
             "WHERE jobs.id = v.id AND jobs.state = 'PENDING'")
+        self._read_head = render(sa.select(log_head.c.last_seq).where(log_head.c.id == _ONE))
         self.lock_head = render(
             sa.select(log_head.c.last_seq, log_head.c.last_job_id)
             .where(log_head.c.id == _ONE).with_for_update())
@@ -205,6 +206,10 @@ class HotPath:
         return nullcontext()
 
     # -- the statements -----------------------------------------------------------------
+
+    def last_seq(self, conn: sa.Connection) -> int:
+        """The seq of the last committed event (0: none yet)."""
+        return int(self.execute(conn, self._read_head, {})[0][0])
 
     def first_ids(self, conn: sa.Connection, keys: Sequence[str]) -> dict[str, int]:
         """Idempotency key → id of the first job submitted with it."""

@@ -23,6 +23,7 @@ from gefion.core.jobs import JobState
 from gefion.store import checks, ops, projection, usage
 from gefion.store import engine as engines
 from gefion.store import submit_ops as submits
+from gefion.store.hotpath import hot_path
 from gefion.store.recent import RecentEvents
 from gefion.store.records import EventKind, EventRow, JobRow, NewEvent, NewJob, NodeRow
 from gefion.store.schema import (
@@ -271,6 +272,10 @@ class Store(TenancyStore):
         if recent is not None:
             return recent
         with self._read() as conn:
+            # Most often nothing is new (a tailer asks until it gets nothing): the head says
+            # so in one raw statement, without compiling a query or reading events.
+            if hot_path(self._engine.dialect.name).last_seq(conn) <= seq:
+                return []
             rows = conn.execute(sa.select(event_table).where(event_table.c.seq > seq)
                                 .order_by(event_table.c.seq).limit(limit)).all()
         return [event_from_db(r) for r in rows]
