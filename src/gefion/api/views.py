@@ -19,6 +19,7 @@ from gefion.controller.service import NodeView
 from gefion.controller.telemetry import JobTelemetry
 from gefion.core.jobs import JobState
 from gefion.store import EventRow, JobRow
+from gefion.store.hotpath import orjson_dumps
 
 #: Spec keys never sent back: the environment may hold secrets.
 SECRET_SPEC_KEYS = frozenset({"env"})
@@ -27,8 +28,13 @@ _END_EVENTS = ("job.finished", "job.cancelled", "job.preempted")
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    """A compact JSON answer, serialized once (no per-field encoders: lists of 10,000 jobs)."""
-    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    """A compact JSON answer, serialized once (no per-field encoders: lists of 10,000 jobs)
+    by orjson, about ten times faster than the standard encoder; what orjson would write
+    otherwise (NaN and infinities as null) or refuses (keys that are not text, integers
+    beyond 64 bits) the standard encoder writes as it always did."""
+    data = orjson_dumps(body)
+    if data is None:
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(data, status_code=status, media_type="application/json")
 
 

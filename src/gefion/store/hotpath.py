@@ -85,12 +85,20 @@ def dumps(value: Any) -> str | None:
     refuses it as it always did."""
     if value is None:
         return None
-    if _finite(value):
-        try:
-            return orjson.dumps(value, default=_not_json, option=_ORJSON_OPTIONS).decode()
-        except TypeError:  # orjson.JSONEncodeError: let the reference encoder decide
-            pass
-    return _ENCODER.encode(value)
+    fast = orjson_dumps(value)
+    return _ENCODER.encode(value) if fast is None else fast.decode()
+
+
+def orjson_dumps(value: Any) -> bytes | None:
+    """``value`` as compact JSON by orjson where it writes what the standard encoder would
+    (no NaN or infinity, text keys, 64-bit integers, no dataclass or datetime); None
+    otherwise, for the caller's standard encoder to decide."""
+    if not _finite(value):
+        return None
+    try:
+        return orjson.dumps(value, default=_not_json, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError
+        return None
 
 
 def submitted_json(payload: Mapping[str, Any], spec_json: str) -> str:
