@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -191,3 +192,33 @@ def test_a_job_submitted_here_is_scheduled_without_decoding_its_spec(
     job_id = submit(store, "--gpus=8")
     scheduler.step()
     assert fake.launched[job_id].nodelist == ("n1",)
+
+
+def test_the_time_a_step_waits_for_launches_does_not_pace_the_loop(
+        store: Store, fake: FakeExecutor, scheduler: Scheduler,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop rests after a step in proportion to its work; waiting for the executor to
+    launch (the file system, the supervisors) is not work, and resting after it would only
+    delay the exits that came meanwhile."""
+    import time
+
+    real = fake.launch_many
+
+    def slow(specs: list[Any]) -> list[Any]:
+        time.sleep(0.5)  # what launching a hundred jobs can take on a busy disk
+        return real(specs)
+
+    monkeypatch.setattr(fake, "launch_many", slow)
+    job_id = submit(store, "--gpus=8")
+    scheduler.start()
+    scheduler.wake()  # as the API does after a submission
+    try:
+        deadline = time.monotonic() + 30
+        while job_id not in fake.launched and time.monotonic() < deadline:
+            time.sleep(0.01)
+        while scheduler.last_step_s == 0.0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        scheduler.stop()
+    assert job_id in fake.launched
+    assert 0.0 < scheduler.last_step_s < 0.5

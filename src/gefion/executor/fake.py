@@ -60,7 +60,12 @@ class FakeExecutor:
         return sorted(out, key=lambda e: (e.end_ts, e.job_id))
 
     def wait(self, timeout_s: float) -> bool:
-        return bool(self._changes) or any(j not in self._reported for j in self._exits)
+        """Whether there is something to report; if not, after ``timeout_s`` (as the real
+        executors block), so that a watcher thread does not spin."""
+        if self._changes or any(j not in self._reported for j in self._exits):
+            return True
+        time.sleep(timeout_s)
+        return False
 
     def acknowledge(self, job_id: int) -> None:
         if job_id not in self._exits:
