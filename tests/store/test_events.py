@@ -41,6 +41,28 @@ def test_pending_running_completed(store: Store) -> None:
     assert done.allocation == running.allocation  # where it ran, for accounting
     assert [e.kind for e in store.events_for_job(jid)] == [
         "job.submitted", "job.started", "job.finished"]
+    # An append reads the rows it changes without their specs, and leaves the specs be.
+    assert done.spec == new_job().spec and done.spec
+
+
+def test_an_append_reads_no_spec(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Appending a job's events reads its row without the spec (kilobytes of JSON with the
+    environment): the projection never reads it, and the update does not write it."""
+    import sqlalchemy as sa
+
+    (jid,) = store.submit([new_job()], ts=10.0)
+    selected: list[list[str]] = []
+    real = sa.Connection.execute
+
+    def spy(self: sa.Connection, statement: object, *args: object, **kw: object) -> object:
+        if isinstance(statement, sa.Select):
+            selected.append([c.name for c in statement.selected_columns])
+        return real(self, statement, *args, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(sa.Connection, "execute", spy)
+    store.append([NewEvent(K.JOB_STARTED, 20.0, job_id=jid, payload={"allocation": {}})])
+    reads = [names for names in selected if "state" in names and "held" in names]
+    assert reads and all("spec" not in names for names in reads)
 
 
 @pytest.mark.parametrize(("payload", "state"), [

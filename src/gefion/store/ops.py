@@ -111,11 +111,18 @@ def _append(tx: Tx, new_events: Sequence[NewEvent]) -> list[int]:
     return [r.seq for r in rows]
 
 
+#: Every column of ``jobs`` but the spec: what an append reads of the jobs it changes.
+_JOB_STATE = [c for c in jobs.c if c.name != "spec"]
+
+
 def _load_jobs(conn: sa.Connection, ids: set[int]) -> dict[int, JobRow]:
+    """The rows of ``ids`` without their specs (``spec`` is empty): the projection never
+    reads a spec, and an append writes only the columns events change — while a spec with
+    its environment is kilobytes of JSON to read and decode per job."""
     out: dict[int, JobRow] = {}
     for chunk in _chunks(sorted(ids)):
-        for row in conn.execute(sa.select(jobs).where(jobs.c.id.in_(chunk))):
-            job = job_from_db(row)
+        for row in conn.execute(sa.select(*_JOB_STATE).where(jobs.c.id.in_(chunk))):
+            job = job_from_db(row, spec={})
             out[job.id] = job
     return out
 

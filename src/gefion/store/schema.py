@@ -110,11 +110,13 @@ def allocation_from_json(obj: Mapping[str, Any]) -> Allocation:
     return tuple((str(node), tuple(int(g) for g in gpus)) for node, gpus in obj.items())
 
 
-def job_from_db(row: sa.Row[Any]) -> JobRow:
+def job_from_db(row: sa.Row[Any], spec: Mapping[str, Any] | None = None) -> JobRow:
+    """The job row ``row`` holds; ``spec``: its spec, for a row read without that column."""
     m = row._mapping
     return JobRow(
         id=m["id"], name=m["name"], user=m["user"], project=m["project"], qos=m["qos"],
-        state=JobState(m["state"]), spec=m["spec"], submit_ts=m["submit_ts"],
+        state=JobState(m["state"]), spec=m["spec"] if spec is None else spec,
+        submit_ts=m["submit_ts"],
         array_job_id=m["array_job_id"], array_task_id=m["array_task_id"],
         start_ts=m["start_ts"], end_ts=m["end_ts"], exit_code=m["exit_code"],
         allocation=allocation_from_json(m["allocation"]), held=bool(m["held"]),
