@@ -50,7 +50,7 @@ from gefion.core.decisions import CycleResult, PendingReason
 from gefion.core.errors import GefionError
 from gefion.core.jobs import Job, JobState
 from gefion.core.policies.base import Policy
-from gefion.core.priority import PriorityTable
+from gefion.core.priority import rounded_factors
 from gefion.core.topology import Cluster, NodeState
 from gefion.executor import ExecutorError, JobExit
 from gefion.executor.base import Executor, NodeChange
@@ -442,20 +442,14 @@ class Scheduler:
                 views.append((job_id, reason, planned))
         if not views:
             return
-        table = result.factors
-        if isinstance(table, PriorityTable):
-            factors = table.rounded([job_id for job_id, _, _ in views])
-        else:
-            factors = [None if (f := table.get(job_id)) is None else factors_json(f)
-                       for job_id, _, _ in views]
+        factors = rounded_factors(result.factors, [job_id for job_id, _, _ in views])
         changed: list[SchedulingInfo] = [
             (int(job_id), reason.value, planned, f)
             for (job_id, reason, planned), f in zip(views, factors, strict=True)]
-        if changed:
-            try:
-                self.store.set_scheduling_info(changed)
-            except GefionError as exc:  # a job that ended meanwhile
-                log.debug("queue view not updated: %s", exc)
+        try:
+            self.store.set_scheduling_info(changed)
+        except GefionError as exc:  # a job that ended meanwhile
+            log.debug("queue view not updated: %s", exc)
 
     # -- views for the API ------------------------------------------------------------------
     def with_tenancy(self, read: Callable[[Tenancy, float], T]) -> T:
@@ -477,9 +471,3 @@ class Scheduler:
 
     def node_state(self, name: str) -> NodeState:
         return self.cluster.nodes[self.cluster.index_of(name)].state
-
-
-def factors_json(f: Any) -> dict[str, float]:
-    return {"priority": round(f.priority, 6), "age": round(f.age, 6),
-            "fairshare": round(f.fairshare, 6), "qos": round(f.qos, 6),
-            "size": round(f.size, 6), "grant": round(f.grant, 6)}

@@ -295,11 +295,11 @@ class Controller:
         factors = result.factors.get(str(job_id))
         for v in result.pending:  # the cycle's order: a linear scan, for one job
             if v.job_id == str(job_id):
-                from gefion.controller.scheduler import factors_json
+                from gefion.core.priority import factor_dict
 
                 return {"reason": v.reason.value, "eta_ts": v.planned_start_s,
                         "detail": v.detail,
-                        "priority": None if factors is None else factors_json(factors)}
+                        "priority": None if factors is None else factor_dict(factors)}
         return None
 
     # -- nodes ------------------------------------------------------------------------------

@@ -80,8 +80,23 @@ class Weights:
         return self.age + self.fairshare + self.qos + self.size + self.grant
 
 
-#: The fields of :class:`PriorityFactors`, as published (``PriorityTable.rounded``).
+#: The fields of :class:`PriorityFactors`, as published (:func:`rounded_factors`).
 FACTOR_NAMES = ("priority", "age", "fairshare", "qos", "size", "grant")
+
+
+def factor_dict(f: PriorityFactors, digits: int = 6) -> dict[str, float]:
+    """One job's factors as ``{"priority": …, "age": …, …}``, rounded to ``digits``."""
+    return {name: round(getattr(f, name), digits) for name in FACTOR_NAMES}
+
+
+def rounded_factors(factors: Mapping[str, PriorityFactors], job_ids: Sequence[str],
+                    digits: int = 6) -> list[dict[str, float] | None]:
+    """:func:`factor_dict` of each of ``job_ids`` (None for a job without factors): made a
+    column at a time from a cycle's :class:`PriorityTable`, a job at a time otherwise."""
+    if isinstance(factors, PriorityTable):
+        return factors.rounded(job_ids, digits)
+    return [None if (f := factors.get(job_id)) is None else factor_dict(f, digits)
+            for job_id in job_ids]
 
 
 class PriorityTable(Mapping[str, PriorityFactors]):

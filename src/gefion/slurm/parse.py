@@ -120,13 +120,9 @@ def parse_submission(script_text: str | None, *, source: str = "<script>",
         return parsed[0]
     free = Settings([*(use for use in script if use.spec.key in _NOT_REVIEWED),
                      *(use for use in cli if use.spec.key in _NOT_REVIEWED)])
-    output = free.get("output", str) or default_output(is_array=parsed[0].array is not None)
     # As dataclasses.replace, at half its cost: a sweep makes one per job.
-    return Submission(**{
-        **parsed[1], "name": free.get("job-name", str) or _default_name(source, wrapped),
-        "output": output, "error": free.get("error", str) or output,
-        "chdir": free.get("chdir", str), "export": free.get("export", ExportSpec),
-        "comment": free.get("comment", str)})
+    return Submission(**{**parsed[1], **_free_text(free, source, wrapped,
+                                                   is_array=parsed[0].array is not None)})
 
 
 #: Submissions parsed from a script of at most :data:`_CACHED_SCRIPT_CHARS` and the flags
@@ -135,6 +131,16 @@ def parse_submission(script_text: str | None, *, source: str = "<script>",
 _PARSED_MAX = 512
 _parsed: dict[tuple[object, ...], tuple[Submission, dict[str, Any]]] = {}
 _FIELDS = fields(Submission)
+
+
+def _free_text(s: Settings, source: str, wrapped: bool, *, is_array: bool) -> dict[str, Any]:
+    """The fields of :data:`_NOT_REVIEWED` options, with Slurm's defaults: the script's
+    name, an (array) output pattern, error following output."""
+    output = s.get("output", str) or default_output(is_array=is_array)
+    return {"name": s.get("job-name", str) or _default_name(source, wrapped),
+            "output": output, "error": s.get("error", str) or output,
+            "chdir": s.get("chdir", str), "export": s.get("export", ExportSpec),
+            "comment": s.get("comment", str)}
 
 
 def _submission(script_text: str, source: str, script: Sequence[OptionUse],
@@ -147,15 +153,12 @@ def _submission(script_text: str, source: str, script: Sequence[OptionUse],
                             key=lambda w: (w.line is None, w.line or 0)))
 
     array = s.get("array", ArraySpec)
-    output = s.get("output", str) or default_output(is_array=array is not None)
     nodes = s.get("nodes", NodeRange)
     types = [t for _, t in gpu_types(s)]
     gpus, per_task = s.get("gpus", GpuRequest), s.get("gpus-per-task", GpuRequest)
     return Submission(
         script=script_text, source=source,
-        name=s.get("job-name", str) or _default_name(source, wrapped),
         partition=s.get("partition", str) or site.default_partition,
-        output=output, error=s.get("error", str) or output,
         nodes=nodes.min if nodes is not None else None,
         gpus=gpus.count if gpus is not None else None,
         gpus_per_node=gpus_per_node(s),
@@ -166,15 +169,15 @@ def _submission(script_text: str, source: str, script: Sequence[OptionUse],
         time_limit_s=s.get("time", int), project=s.get("account", str),
         qos=s.get("qos", str), array=array,
         dependencies=s.get("dependency", tuple) or (),
-        chdir=s.get("chdir", str), signal=s.get("signal", SignalSpec),
+        signal=s.get("signal", SignalSpec),
         exclusive=bool(s.get("exclusive", bool)), reservation=s.get("reservation", str),
-        export=s.get("export", ExportSpec), requeue=s.get("requeue", bool),
+        requeue=s.get("requeue", bool),
         mem_mb=s.get("mem", int), mem_per_gpu_mb=s.get("mem-per-gpu", int),
         constraint=s.get("constraint", str), exclude=s.get("exclude", tuple) or (),
         open_mode=s.get("open-mode", str), mail_type=s.get("mail-type", tuple) or (),
         mail_user=s.get("mail-user", str), gpu_bind=s.get("gpu-bind", str),
-        hint=s.get("hint", str), comment=s.get("comment", str),
+        hint=s.get("hint", str),
         hold=bool(s.get("hold", bool)), test_only=bool(s.get("test-only", bool)),
         parsable=bool(s.get("parsable", bool)), wait=bool(s.get("wait", bool)),
-        warnings=warnings,
+        warnings=warnings, **_free_text(s, source, wrapped, is_array=array is not None),
     )

@@ -57,6 +57,7 @@ class Store(TenancyStore):
         """Wrap an engine already migrated (see :meth:`open`, which is what callers use)."""
         self._engine = engine
         self._recent = RecentEvents()
+        self._hot = hot_path(engine.dialect.name)
         self._writer = Writer(engine, group_commit=group_commit, max_batch=max_batch,
                               on_commit=self._committed)
         self._closed = False
@@ -274,7 +275,7 @@ class Store(TenancyStore):
         with self._read() as conn:
             # Most often nothing is new (a tailer asks until it gets nothing): the head says
             # so in one raw statement, without compiling a query or reading events.
-            if hot_path(self._engine.dialect.name).last_seq(conn) <= seq:
+            if self._hot.last_seq(conn) <= seq:
                 return []
             rows = conn.execute(sa.select(event_table).where(event_table.c.seq > seq)
                                 .order_by(event_table.c.seq).limit(limit)).all()
