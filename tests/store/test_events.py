@@ -249,3 +249,28 @@ def test_tailing_from_memory_gives_exactly_what_the_database_holds(store: Store)
     assert tailed == from_db
     assert [e.seq for e in tailed] == list(range(1, len(tailed) + 1))
     assert any(e.job_id == d for e in tailed)
+
+
+def test_a_tailer_with_nothing_new_reads_no_events(store: Store,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tailer that has seen every event asks the log head (one raw statement) and reads
+    no events; events another process commits are still read from the database."""
+    import sqlalchemy as sa
+
+    (jid,) = store.submit([new_job()], ts=10.0)
+    last = store.last_seq()
+    selected: list[str] = []
+    real = sa.Connection.execute
+
+    def spy(self: sa.Connection, statement: object, *args: object, **kw: object) -> object:
+        if isinstance(statement, sa.Select):
+            selected.extend(t.name for t in statement.get_final_froms())
+        return real(self, statement, *args, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(sa.Connection, "execute", spy)
+    assert store.events_since(last) == []
+    assert "events" not in selected
+    url = store._engine.url.render_as_string(hide_password=False)
+    with Store.open(url) as other:  # another process's commit: not in this one's memory
+        other.append([NewEvent(K.JOB_HELD, 11.0, job_id=jid)])
+    assert [e.kind for e in store.events_since(last)] == ["job.held"]
