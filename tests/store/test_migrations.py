@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -86,6 +88,25 @@ def test_concurrent_first_opens_migrate_once(store_url: str) -> None:
         s.close()
     assert errors == []
     assert len(stores) == 4
+
+
+def test_a_new_sqlite_database_locked_by_another_process_is_waited_for(tmp_path: Path) -> None:
+    """Turning a new database to WAL needs its exclusive lock, and SQLite refuses that at
+    once, without its busy handler, while another connection writes: the store waits for
+    the lock, as its busy timeout promises, instead of failing to open."""
+    path = tmp_path / "g.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE other (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO other VALUES (1)")
+    release = threading.Timer(0.3, other.commit)
+    release.start()
+    with Store.open(f"sqlite:///{path}") as store:  # opened while the other one writes
+        assert store.schema_revision() == head_revision()
+    release.join()
+    other.close()
+    with sqlite3.connect(path) as after:
+        assert after.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_a_database_from_an_unknown_revision_is_refused(store_url: str) -> None:

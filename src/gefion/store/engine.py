@@ -16,6 +16,7 @@ Durability is the server's (``synchronous_commit = on`` by default).
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def _configure_sqlite(engine: sa.Engine, *, synchronous: str, busy_timeout_ms: i
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor, busy_timeout_ms / 1000)
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -92,6 +93,29 @@ def _configure_sqlite(engine: sa.Engine, *, synchronous: str, busy_timeout_ms: i
         # straight on the driver: exec_driver_sql costs more than the BEGIN itself
         conn.connection.driver_connection.execute(  # type: ignore[union-attr]
             "BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+def _enable_wal(cursor: sqlite3.Cursor, timeout_s: float) -> None:
+    """Put the database in WAL mode (it stays so: the mode is kept in the file).
+
+    Switching a new database to WAL takes its exclusive lock, and SQLite answers "database
+    is locked" at once, without its busy handler, while another connection holds a lock —
+    as when several processes open a new database together. So wait here, as the busy
+    timeout would, and retry.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.001
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 # -- migrations -------------------------------------------------------------------------
