@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_queue.py              # 10,000 jobs, 1/8/64 clients
     .venv/bin/python bench/bench_queue.py --quick      # 2,000 jobs, fewer runs
+    .venv/bin/python bench/bench_queue.py --queue-only 10000  # part 2 alone, at N jobs
     .venv/bin/python bench/bench_queue.py --no-loop    # scheduler loop off in the server
     .venv/bin/python bench/bench_queue.py --db postgresql://gefion:gefion@127.0.0.1/EMPTY_DB
 
@@ -190,6 +191,9 @@ def main() -> None:
     parser.add_argument("--no-loop", action="store_true", help="server without its loop")
     parser.add_argument("--db", metavar="URL", help="PostgreSQL URL (an empty database) "
                         "instead of SQLite in a temporary directory")
+    parser.add_argument("--queue-only", metavar="N", type=int,
+                        help="skip part 1: submit N held jobs in batches (one client), "
+                        "then time gefion queue over exactly N pending jobs")
     parser.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -212,6 +216,13 @@ def main() -> None:
                   f"{'PostgreSQL' if args.db else 'SQLite'} "
                   f"(scheduler loop {'off' if args.no_loop else 'on'}), "
                   f"{os.cpu_count()} CPUs, environment of {len(env)} variables")
+            if args.queue_only:
+                whole, rest = divmod(args.queue_only, BATCH)
+                hammer(url, 1, whole, batch_request(env, BATCH, True))
+                if rest:
+                    hammer(url, 1, 1, batch_request(env, rest, True))
+                queue_bench(url, args.queue_only, runs, tmp, token)
+                return
             print("\n1. REST submissions/s (held jobs) vs GET /v1/nodes requests/s")
             shares = {1: jobs // 10, 8: jobs * 3 // 10, 64: jobs - jobs // 10 - jobs * 3 // 10}
             batched_jobs = 0
