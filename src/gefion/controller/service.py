@@ -42,6 +42,7 @@ from gefion.controller.tenancy import NodeMarks, Tenancy, fallback_problem, node
 from gefion.core.errors import InputError, StateError
 from gefion.core.jobs import JobState
 from gefion.core.policies import get_policy
+from gefion.core.priority import factor_dict
 from gefion.core.tenancy import DEFAULT_QOS
 from gefion.core.topology import NodeState
 from gefion.executor import Executor, LocalExecutor
@@ -295,8 +296,6 @@ class Controller:
         factors = result.factors.get(str(job_id))
         for v in result.pending:  # the cycle's order: a linear scan, for one job
             if v.job_id == str(job_id):
-                from gefion.core.priority import factor_dict
-
                 return {"reason": v.reason.value, "eta_ts": v.planned_start_s,
                         "detail": v.detail,
                         "priority": None if factors is None else factor_dict(factors)}

@@ -96,7 +96,7 @@ def _configure_sqlite(engine: sa.Engine, *, synchronous: str, busy_timeout_ms: i
 
 
 def _enable_wal(cursor: sqlite3.Cursor, timeout_s: float) -> None:
-    """Put the database in WAL mode (it stays so: the mode is kept in the file).
+    """Put the database in WAL mode (a no-op once it is: the mode is kept in the file).
 
     Switching a new database to WAL takes its exclusive lock, and SQLite answers "database
     is locked" at once, without its busy handler, while another connection holds a lock —
@@ -107,8 +107,6 @@ def _enable_wal(cursor: sqlite3.Cursor, timeout_s: float) -> None:
     pause = 0.001
     while True:
         try:
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-                return
             cursor.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as e:
