@@ -76,3 +76,12 @@ def test_philly_week_fifo_with_gefion_packing_is_just_below_the_band(
         f"avg JCT {avg:,.1f} s with the core's best-fit packing; expected a little below "
         f"the peers' band (which starts at {lo:,.0f} s) because best fit strands fewer "
         "GPUs than the peers' first fit — see the module docstring")
+
+
+@pytest.mark.slow
+def test_the_week_on_the_fast_path_is_the_week_on_the_snapshot_cycle(
+        philly_week: Trace) -> None:
+    fast = run_week(philly_week)
+    general = simulate(philly_week, preset("synthetic:48x8"), get_policy("fifo"),
+                       fast_path=False)
+    assert replace(fast, wall_s=0.0) == replace(general, wall_s=0.0)

@@ -479,7 +479,8 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
              resume: bool = True, sample_every_s: float | None = None,
              load: float | None = None, grants: Iterable[Grant] = (),
              usage_gpu_s: Mapping[str, float] | None = None,
-             on_cycle: CycleHook | None = None, carry_plans: bool = True) -> SimResult:
+             on_cycle: CycleHook | None = None, carry_plans: bool = True,
+             fast_path: bool = True) -> SimResult:
     """Replay ``trace`` on ``cluster`` under ``policy``; deterministic for a given ``seed``.
 
     Every trace job needs a time limit (the workload model fills them). ``qos`` defaults to
@@ -499,6 +500,9 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
     cycle (see :data:`CycleHook`). ``carry_plans`` passes each cycle's plans to the next,
     which reuses those it can prove unchanged (:mod:`gefion.core.carry`); False plans
     afresh every cycle, with the same results (a test holds the two to it).
+    ``fast_path``: under strict FIFO on plain jobs, keep the core's cycle between cycles
+    (:mod:`gefion.twin.fastpath`), with the same result; False always builds a snapshot
+    and runs ``run_cycle`` (tests compare the two).
     """
     if max_events is not None and max_events < 1:
         raise InputError(f"must be >= 1, got {max_events}", field="max_events")
@@ -506,13 +510,22 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
         sample_every_s = trace.span_s / 20_000.0
     began = time.perf_counter()
     projects = dict(projects or {})
-    engine = _Engine(trace, cluster, policy, seed=seed, reservations=tuple(reservations),
-                     projects=projects,
-                     qos=dict(qos) if qos is not None else dict(TWIN_QOS),
-                     failures=failures, power=power, resume=resume,
-                     check=check_invariants, sample_every_s=max(0.0, sample_every_s),
-                     meter=GrantMeter(grants, projects, usage_gpu_s), on_cycle=on_cycle,
-                     carry_plans=carry_plans)
+    table = dict(qos) if qos is not None else dict(TWIN_QOS)
+    meter = GrantMeter(grants, projects, usage_gpu_s)
+    booked = tuple(reservations)
+    engine_class = _Engine
+    if fast_path:
+        from gefion.twin.fastpath import StrictEngine, strict_run_applies  # it imports us
+
+        if strict_run_applies(policy, projects=projects, qos=table,
+                              reservations=booked, meter=meter, failures=failures,
+                              check=check_invariants, on_cycle=on_cycle):
+            engine_class = StrictEngine
+    engine = engine_class(trace, cluster, policy, seed=seed, reservations=booked,
+                          projects=projects, qos=table, failures=failures, power=power,
+                          resume=resume, check=check_invariants,
+                          sample_every_s=max(0.0, sample_every_s), meter=meter,
+                          on_cycle=on_cycle, carry_plans=carry_plans)
     engine.run(progress, max_events)
     return engine.result(_load_of(trace) if load is None else load,
                          time.perf_counter() - began)

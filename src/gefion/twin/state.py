@@ -83,13 +83,18 @@ class ClusterState:
                  shape: Shape) -> tuple[list[tuple[int, list[int]]], float]:
         """Take the lowest free GPU indices on each node of ``placement``; the allocation
         and the watts charged to the job."""
+        return self.allocate_at(job_id, tuple((self.index[name], g) for name, g in placement),
+                                shape)
+
+    def allocate_at(self, job_id: str, placement: tuple[tuple[int, int], ...],
+                    shape: Shape) -> tuple[list[tuple[int, list[int]]], float]:
+        """:meth:`allocate` with nodes given by index."""
         alloc: list[tuple[int, list[int]]] = []
         job_w = 0.0
-        for name, g in placement:
-            n = self.index[name]
+        for n, g in placement:
             free = self.free_idx[n]
             if len(free) < g or not self.schedulable[n]:
-                raise InvariantError(f"{job_id}: {g} GPUs on {name}, which has "
+                raise InvariantError(f"{job_id}: {g} GPUs on {self.names[n]}, which has "
                                      f"{len(free)} free (schedulable: {self.schedulable[n]})")
             idx = free[:g]
             del free[:g]
