@@ -80,6 +80,12 @@ def test_ties_between_units_go_as_run_cycle_on_a_preset() -> None:
     assert drive(preset("synthetic:48x8"), "best-fit", seed=7, steps=400) > 200
 
 
+@pytest.mark.parametrize("placement", ["best-fit", "first-fit"])
+def test_ties_among_many_units_go_as_run_cycle(placement: str) -> None:
+    # 30 units of 2 nodes: equally full nodes in more units than a short scan covers
+    assert drive(preset("synthetic:60x8:2"), placement, seed=5, steps=300) > 200
+
+
 def test_a_job_that_can_never_be_laid_out_is_refused() -> None:
     queue = StrictQueue(preset("synthetic:4x8"))
     with pytest.raises(ValueError, match="cannot be queued"):

@@ -93,3 +93,35 @@ def test_everything_else_runs_the_snapshot_cycle(
     trace = generate(60, seed=1, offered_gpus=40.0, max_gpus=16)
     simulate(trace, preset("synthetic:4x8"), policy, **kwargs)  # type: ignore[arg-type]
     assert calls
+
+
+@pytest.mark.parametrize("policy,failures", [
+    ("gefion", None),
+    ("fifo-backfill", None),
+    ("las", None),
+    ("gefion", FailureModel(mtbf_s=30_000.0, mttr_s=900.0)),
+])
+def test_a_lone_pending_job_started_without_a_snapshot_goes_where_the_cycle_puts_it(
+        policy: str, failures: FailureModel | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Near full load: the queue is often empty but for one arrival (the shortcut), and
+    # often long (the cycle runs, with plans, backfill and — under LAS — preemption).
+    cluster = preset("synthetic:12x8:4").with_states({"node00005": NodeState.DRAINED})
+    trace = generate(700, seed=11, offered_gpus=0.95 * cluster.total_gpus, max_gpus=48)
+    general = simulate(trace, cluster, get_policy(policy), seed=2, failures=failures,
+                       fast_path=False)
+    lone: list[float] = []
+    real = engine_module._Engine.lone_start
+
+    def counting(self: engine_module._Engine, now: float) -> bool:
+        started = real(self, now)
+        lone.append(now) if started else None
+        return started
+
+    monkeypatch.setattr(engine_module._Engine, "lone_start", counting)
+    fast = simulate(trace, cluster, get_policy(policy), seed=2, failures=failures)
+    same(fast, general)
+    assert len(lone) > 100 and fast.cycles > len(lone) + 100
+    if policy == "las":
+        assert fast.preemptions
+    if failures is not None:
+        assert fast.node_failures and fast.failed_runs

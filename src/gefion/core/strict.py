@@ -35,32 +35,43 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 
-import numpy as np
-
-from gefion.core.placement import choose_nodes
+from gefion.core.freeindex import FreeIndex
 from gefion.core.policies.base import Policy
 from gefion.core.policies.fifo import Fifo
 from gefion.core.tenancy import QOS, Project
 from gefion.core.topology import Cluster
 
+#: The placements FreeIndex answers for (a policy's ``placement``).
+PLACEMENTS = ("best-fit", "first-fit")
+
 #: A start: the job and its nodes as ``(node index, GPUs)``, ascending by node.
 StrictStart = tuple[str, tuple[tuple[int, int], ...]]
+
+
+def plain_body(*, projects: Mapping[str, Project], qos: Mapping[str, QOS],
+               reservations: int = 0, grants: bool = False) -> bool:
+    """Whether a body's setting lets a plain job's start now depend on nothing but the
+    free GPUs: no advance reservations (``reservations`` is their number), no GPU-hour
+    grants that can run out (``grants``), no sensitive, metered or GPU-limited project and
+    no QOS with limits. Then a cycle whose only pending job is plain starts it where
+    :class:`~gefion.core.freeindex.FreeIndex` places it, under any policy, if it fits."""
+    return (reservations == 0 and not grants
+            and not any(p.sensitive or p.metered or p.max_gpus is not None
+                        for p in projects.values())
+            and not any(q.max_time_limit_s is not None or q.max_gpus_per_user is not None
+                        for q in qos.values()))
 
 
 def strict_applies(policy: Policy, *, projects: Mapping[str, Project],
                    qos: Mapping[str, QOS], reservations: int = 0,
                    grants: bool = False) -> bool:
-    """Whether :class:`StrictQueue` decides as ``run_cycle`` for ``policy`` on a body with
-    these projects, QOS table and number of advance reservations, and with (``grants``)
-    or without GPU-hour grants that can run out. The jobs must be plain too: the body
-    queues only plain ones (see the module docstring)."""
+    """Whether :class:`StrictQueue` decides as ``run_cycle`` for ``policy`` in a body of
+    this setting (:func:`plain_body`). The jobs must be plain too: the body queues only
+    plain ones (see the module docstring)."""
     return (isinstance(policy, Fifo) and not policy.backfill and not policy.preemption
-            and policy.placement in ("best-fit", "first-fit") and reservations == 0
-            and not grants
-            and not any(p.sensitive or p.metered or p.max_gpus is not None
-                        for p in projects.values())
-            and not any(q.max_time_limit_s is not None or q.max_gpus_per_user is not None
-                        for q in qos.values()))
+            and policy.placement in PLACEMENTS
+            and plain_body(projects=projects, qos=qos, reservations=reservations,
+                           grants=grants))
 
 
 class StrictQueue:
@@ -72,55 +83,11 @@ class StrictQueue:
     """
 
     def __init__(self, cluster: Cluster, *, first_fit: bool = False) -> None:
-        capacity, up, units = cluster.arrays
-        self.first_fit = first_fit
-        self._capacity = capacity
-        self._units = units
-        self._unit_of: list[int] = units.tolist()
-        self._up: list[bool] = up.tolist()
-        self._unit_count = len(cluster.units)
-        top = cluster.max_gpus_per_node
-        self._top = top
-        self._free: list[int] = [c if u else 0 for c, u in zip(capacity.tolist(), self._up,
-                                                                strict=True)]
-        # up nodes by (unit, free GPUs), each list ascending; counts by free GPUs overall
-        # and per unit; for each free count, how many of its nodes each unit holds
-        self._at: list[list[list[int]]] = [[[] for _ in range(top + 1)]
-                                           for _ in range(self._unit_count)]
-        self._hist = [0] * (top + 1)
-        self._unit_hist = [[0] * (top + 1) for _ in range(self._unit_count)]
-        self._units_at: list[dict[int, int]] = [{} for _ in range(top + 1)]
-        for n, (f, u) in enumerate(zip(self._free, self._unit_of, strict=True)):
-            if self._up[n]:
-                self._enter(n, u, f)
+        self.free = FreeIndex(cluster, first_fit=first_fit)
+        self._top = self.free.top
         self._keys: list[tuple[float, int, str]] = []
         self._shapes: dict[str, tuple[int, int]] = {}
         self._head = 0
-
-    # -- the index ----------------------------------------------------------------------
-    def _enter(self, n: int, u: int, f: int) -> None:
-        bisect.insort(self._at[u][f], n)
-        self._hist[f] += 1
-        self._unit_hist[u][f] += 1
-        at = self._units_at[f]
-        at[u] = at.get(u, 0) + 1
-
-    def _leave(self, n: int, u: int, f: int) -> None:
-        self._at[u][f].remove(n)
-        self._hist[f] -= 1
-        self._unit_hist[u][f] -= 1
-        at = self._units_at[f]
-        if at[u] == 1:
-            del at[u]
-        else:
-            at[u] -= 1
-
-    def _change(self, n: int, gpus: int) -> None:
-        """``gpus`` more (negative: fewer) free GPUs on up node ``n``."""
-        u, f = self._unit_of[n], self._free[n]
-        self._leave(n, u, f)
-        self._free[n] = f + gpus
-        self._enter(n, u, f + gpus)
 
     # -- changes ------------------------------------------------------------------------
     def add(self, key: tuple[float, int, str], nodes: int, gpus_per_node: int) -> None:
@@ -139,12 +106,7 @@ class StrictQueue:
     def release(self, nodes: tuple[tuple[int, int], ...]) -> None:
         """A running job's GPUs, ``(node, GPUs)`` pairs, are free again."""
         for n, g in nodes:
-            if self._up[n]:
-                self._change(n, g)
-
-    @property
-    def pending(self) -> int:
-        return len(self._keys) - self._head
+            self.free.change(n, g)
 
     # -- the cycle ----------------------------------------------------------------------
     def cycle(self) -> tuple[list[StrictStart], tuple[str, int, int] | None]:
@@ -156,12 +118,12 @@ class StrictQueue:
         while self._head < len(keys):
             job_id = keys[self._head][2]
             count, g = shapes[job_id]
-            nodes = self._place(count, g)
+            nodes = self.free.place(count, g)
             if nodes is None:
                 self._compact()
                 return starts, (job_id, count, g)
             for n in nodes:
-                self._change(n, -g)
+                self.free.change(n, -g)
             del shapes[job_id]
             self._head += 1
             starts.append((job_id, tuple((n, g) for n in nodes)))
@@ -172,29 +134,3 @@ class StrictQueue:
         if self._head > 1024 and self._head * 2 > len(self._keys):
             del self._keys[:self._head]
             self._head = 0
-
-    def _usable(self, g: int) -> int:
-        return sum(self._hist[g:])
-
-    def _place(self, count: int, g: int) -> list[int] | None:
-        """What ``choose_nodes`` picks among the up nodes with ``g`` GPUs free, or None."""
-        if self._usable(g) < count:
-            return None
-        if count > 1 or self._unit_count == 0:
-            free = np.asarray(self._free, dtype=np.int64)
-            usable = np.flatnonzero(np.asarray(self._up) & (free >= g))
-            nodes = choose_nodes(usable, free, count, self._units, self._unit_count,
-                                 first_fit=self.first_fit)
-            return None if nodes is None else nodes.tolist()
-        if self.first_fit:  # the lowest-numbered node with g GPUs free
-            return [min(self._at[u][f][0] for f in range(g, self._top + 1)
-                        for u in self._units_at[f])]
-        f = next(f for f in range(g, self._top + 1) if self._hist[f])  # the fullest
-        units = self._units_at[f]
-        if len(units) == 1:
-            (u,) = units
-            return [self._at[u][f][0]]
-        # Among equally full nodes: the unit with the fewest usable nodes, then the lowest
-        # node index (choose_nodes' _fullest_node).
-        best = min((sum(self._unit_hist[u][g:]), self._at[u][f][0]) for u in units)
-        return [best[1]]

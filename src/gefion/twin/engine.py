@@ -45,12 +45,14 @@ from gefion.core.carry import PlanCarry
 from gefion.core.cycle import run_cycle
 from gefion.core.decisions import CycleResult
 from gefion.core.errors import InputError
+from gefion.core.freeindex import FreeIndex
 from gefion.core.grants import grant_balances
 from gefion.core.invariants import assert_invariants
 from gefion.core.jobs import Job, JobSpec, JobState, check_transition
 from gefion.core.policies.base import Policy
 from gefion.core.reservations import Reservation
 from gefion.core.snapshot import Snapshot
+from gefion.core.strict import PLACEMENTS, plain_body
 from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
@@ -103,7 +105,8 @@ class _Engine:
                  reservations: tuple[Reservation, ...], projects: Mapping[str, Project],
                  qos: Mapping[str, QOS], failures: FailureModel | None, power: PowerModel,
                  resume: bool, check: bool, sample_every_s: float, meter: GrantMeter,
-                 on_cycle: CycleHook | None, carry_plans: bool = True) -> None:
+                 on_cycle: CycleHook | None, carry_plans: bool = True,
+                 fast_path: bool = True) -> None:
         self.trace, self.policy, self.seed = trace, policy, seed
         self.reservations, self.projects, self.qos = reservations, projects, qos
         self.meter, self.on_cycle = meter, on_cycle
@@ -120,6 +123,18 @@ class _Engine:
         self.active: dict[str, JobRun] = {}
         self.running: dict[str, JobRun] = {}  # the active jobs that hold GPUs now
         self.builder = SnapshotBuilder(cluster, qos=qos)  # told of every job change
+        #: job changes not yet told to the builder (None: forget the job), in the order
+        #: of their last change; told just before the builder is asked for a snapshot
+        self.untold: dict[str, Job | None] = {}
+        self.waiting: dict[str, JobRun] = {}  # the pending jobs
+        #: free GPUs indexed for placement, for cycles whose only pending job is plain
+        #: (see lone_start); None where the setting is not plain (core.strict.plain_body)
+        self.free: FreeIndex | None = None
+        if fast_path and on_cycle is None and not check and \
+                policy.placement in PLACEMENTS and plain_body(
+                    projects=projects, qos=qos, reservations=len(reservations),
+                    grants=bool(meter.kept)):
+            self.free = FreeIndex(cluster, first_fit=policy.placement == "first-fit")
         self.records: list[JobRecord] = []
         self.dropped: Counter[str] = Counter()
         self.ledger = UsageLedger()
@@ -154,19 +169,42 @@ class _Engine:
         job = Job(tj.job_id, spec, now)
         run = JobRun(tj, job, shape)
         self.active[job.id] = run
-        self.builder.put(job)
+        self.waiting[job.id] = run
+        self.tell(job.id, job)
         self.state.add_pending(shape)
         return True
+
+    def tell(self, job_id: str, job: Job | None) -> None:
+        """The builder is to learn ``job`` (None: to forget ``job_id``) before the next
+        snapshot; a later change of the same job replaces this one."""
+        untold = self.untold
+        untold.pop(job_id, None)
+        untold[job_id] = job
+
+    def told(self) -> SnapshotBuilder:
+        """The builder, told of every change so far."""
+        builder = self.builder
+        for job_id, job in self.untold.items():
+            if job is None:
+                builder.remove(job_id)
+            else:
+                builder.put(job)
+        self.untold.clear()
+        return builder
 
     def start(self, job_id: str, placement: tuple[tuple[str, int], ...], now: float) -> None:
         run = self.active[job_id]
         check_transition(run.job.state, JobState.RUNNING)
         alloc, job_w = self.state.allocate(job_id, placement, run.shape)
         run.alloc, run.job_w = alloc, job_w
+        if self.free is not None:
+            for n, idx in alloc:
+                self.free.change(n, -len(idx))
         names = self.state.names
         run.job = job = replace(run.job, state=JobState.RUNNING, start_s=now, allocation=tuple(
             (names[n], tuple(idx)) for n, idx in alloc))
-        self.builder.put(job)
+        del self.waiting[job_id]
+        self.tell(job_id, job)
         if run.first_start_s is None:
             run.first_start_s = now
         run.run_start_s = now
@@ -193,6 +231,9 @@ class _Engine:
         run.token += 1
         run.stopping = False
         self.state.release(run.job.id, run.alloc)
+        if self.free is not None:
+            for n, idx in run.alloc:
+                self.free.change(n, len(idx))
         run.alloc = []
         spec = run.job.spec
         factor = self._usage_factor(spec)
@@ -212,9 +253,10 @@ class _Engine:
             self._stop_run(run, now)
         check_transition(job.state, state)
         del self.active[job.id]
-        self.builder.remove(job.id)
+        self.tell(job.id, None)
         if job.state is JobState.PENDING:
             self.state.remove_pending(run.shape)
+            del self.waiting[job.id]
         first = run.first_start_s if run.first_start_s is not None else now
         self.records.append(JobRecord(
             job.id, job.spec.project, job.spec.user, run.shape.gpus, job.submit_s, first, now,
@@ -236,7 +278,8 @@ class _Engine:
                           service_gpu_s=job.service_gpu_s + run.shape.gpus * (
                               now - run.run_start_s),
                           restarts=job.restarts + 1)
-        self.builder.put(run.job)
+        self.tell(job.id, run.job)
+        self.waiting[job.id] = run
         self.state.add_pending(run.shape)
 
     def handle(self, kind: int, key: str | int, token: int, now: float) -> bool:
@@ -268,7 +311,9 @@ class _Engine:
                 self.failed_runs += 1
                 self.requeue(self.active[job_id], JobState.NODE_FAIL, now)
             self.cluster = self.state.set_down(key, True)
-            self.builder.set_cluster(self.cluster)
+            self.told().set_cluster(self.cluster)
+            if self.free is not None:
+                self.free.set_up(key, False)
             self.repairs_pending += 1
             assert self.failures is not None
             self.push(now + float(self.rng.exponential(self.failures.mttr_s)), _REPAIR, key)
@@ -276,7 +321,9 @@ class _Engine:
         if kind == _REPAIR:
             assert isinstance(key, int) and self.failures is not None
             self.cluster = self.state.set_down(key, False)
-            self.builder.set_cluster(self.cluster)
+            self.told().set_cluster(self.cluster)
+            if self.free is not None:
+                self.free.set_up(key, self.state.schedulable[key])
             self.repairs_pending -= 1
             self.push(now + float(self.rng.exponential(self.failures.mtbf_s)), _FAIL, key)
             return True
@@ -308,8 +355,10 @@ class _Engine:
                                    and now - self.shares_at >= PRIORITY_CALC_PERIOD_S):
             self.ledger = self.charger.charge_into(self.ledger, now)
             self.shares, self.shares_at = fairshare(self.projects, self.ledger, now), now
+        if self.free is not None and len(self.waiting) == 1 and self.lone_start(now):
+            return 1
         meter = self.meter
-        snapshot = self.builder.build(
+        snapshot = self.told().build(
             now, reservations=self.reservations, projects=self.projects,
             fairshare_table=self.shares, grants=meter.grants if meter.active else (),
             charged_gpu_s=meter.charged_gpu_s(now) if meter.active else None)
@@ -335,6 +384,23 @@ class _Engine:
         if self.check:
             self.state.check(self.active.values())
         return len(result.starts)
+
+    def lone_start(self, now: float) -> bool:
+        """Start the only pending job where the core's cycle would, if it fits now: in a
+        plain setting (core.strict.plain_body) ``run_cycle`` starts a lone plain job where
+        ``choose_nodes`` places it among the up nodes with its GPUs free, under any
+        policy, and decides nothing else. False if it does not fit (the cycle must run)."""
+        assert self.free is not None
+        (run,) = self.waiting.values()
+        shape = run.shape
+        nodes = self.free.place(shape.nodes, shape.gpus_per_node)
+        if nodes is None:
+            return False
+        self.cycles += 1
+        self.barrier = self.carry = None  # all started; the plans of before are gone
+        names = self.state.names
+        self.start(run.job.id, tuple((names[n], shape.gpus_per_node) for n in nodes), now)
+        return True
 
     def _project_of(self, job_id: str) -> str:
         run = self.active.get(job_id)
@@ -525,7 +591,7 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
                           projects=projects, qos=table, failures=failures, power=power,
                           resume=resume, check=check_invariants,
                           sample_every_s=max(0.0, sample_every_s), meter=meter,
-                          on_cycle=on_cycle, carry_plans=carry_plans)
+                          on_cycle=on_cycle, carry_plans=carry_plans, fast_path=fast_path)
     engine.run(progress, max_events)
     return engine.result(_load_of(trace) if load is None else load,
                          time.perf_counter() - began)

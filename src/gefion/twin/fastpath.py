@@ -59,6 +59,7 @@ class StrictEngine(_Engine):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.free = None  # the queue keeps its own index of free GPUs
         self.queue = StrictQueue(self.cluster, first_fit=self.policy.placement == "first-fit")
         self.strict: dict[str, StrictRun] = {}  # the active jobs
         self.shapes: dict[int, tuple[Shape | None, str, bool]] = {}  # by GPUs asked

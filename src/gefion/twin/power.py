@@ -112,9 +112,22 @@ class PowerMeter:
         self.allocated: dict[int, int] = dict.fromkeys(sizes, 0)
         for c, on in zip(node_gpus, powered, strict=True):
             self.powered[c] += on
+        self._watts: float | None = None  # the draw, until the counts change
+
+    def allocate(self, node_gpus: int, gpus: int) -> None:
+        """``gpus`` more (negative: fewer) GPUs allocated on nodes of ``node_gpus``."""
+        self.allocated[node_gpus] += gpus
+        self._watts = None
+
+    def power(self, node_gpus: int, nodes: int) -> None:
+        """``nodes`` more (negative: fewer) nodes of ``node_gpus`` GPUs powered."""
+        self.powered[node_gpus] += nodes
+        self._watts = None
 
     @property
     def watts(self) -> float:
         """The cluster's draw now, watts."""
-        return sum(k * self._idle_w[c] for c, k in self.powered.items()) + \
-            sum(k * self._delta_w[c] for c, k in self.allocated.items())
+        if self._watts is None:
+            self._watts = sum(k * self._idle_w[c] for c, k in self.powered.items()) + \
+                sum(k * self._delta_w[c] for c, k in self.allocated.items())
+        return self._watts

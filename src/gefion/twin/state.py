@@ -100,7 +100,7 @@ class ClusterState:
             del free[:g]
             self._set_used(n, self.used[n] + g)
             self.on_node[n].add(job_id)
-            self.meter.allocated[self.cap[n]] += g
+            self.meter.allocate(self.cap[n], g)
             self.allocated += g
             job_w += g * self.job_gpu_w[n]
             alloc.append((n, idx))
@@ -113,7 +113,7 @@ class ClusterState:
             self.free_idx[n] = sorted(self.free_idx[n] + idx)
             self._set_used(n, self.used[n] - len(idx))
             self.on_node[n].discard(job_id)
-            self.meter.allocated[self.cap[n]] -= len(idx)
+            self.meter.allocate(self.cap[n], -len(idx))
             self.allocated -= len(idx)
         self.running_count -= 1
 
@@ -131,14 +131,14 @@ class ClusterState:
             if self.schedulable[n]:
                 self.free_hist[c] -= 1
             self.schedulable[n], self.powered[n] = False, False
-            self.meter.powered[c] -= 1
+            self.meter.power(c, -1)
             state = NodeState.DOWN
         else:
             state = self.base_state[n]
             self.schedulable[n], self.powered[n] = state.schedulable, True
             if self.schedulable[n]:
                 self.free_hist[c] += 1
-            self.meter.powered[c] += 1
+            self.meter.power(c, 1)
         self.cluster = self.cluster.with_states({self.names[n]: state})
         return self.cluster
 

@@ -1,0 +1,134 @@
+"""Free GPUs per node, indexed for placement now: the answer of
+:func:`~gefion.core.placement.choose_nodes` among the up nodes with enough GPUs free,
+kept between cycles and updated as GPUs are taken and given back.
+
+A cycle asks "where does a job of ``count`` × ``g`` GPUs start now?" against the free GPUs
+of every up node. With no plans, reservations or per-job node masks in the way, the usable
+nodes are the up nodes with ``g`` GPUs free, and ``choose_nodes`` picks among them. This
+index answers that question for one-node jobs by a few look-ups instead of a pass over
+every node — best fit: the fewest free GPUs, then the unit with the fewest usable nodes,
+then the lowest index; first fit: the lowest index — and hands gangs to ``choose_nodes``
+itself. Bodies keep one beside their cycle (:mod:`gefion.core.strict`, the twin's engine).
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+
+from gefion.core.placement import choose_nodes
+from gefion.core.topology import Cluster
+
+
+class FreeIndex:
+    """The free GPUs of every node of ``cluster``; down and drained nodes offer none."""
+
+    def __init__(self, cluster: Cluster, *, first_fit: bool = False) -> None:
+        capacity, up, units = cluster.arrays
+        self.first_fit = first_fit
+        self._capacity: list[int] = capacity.tolist()
+        self._units = units
+        self._unit_of: list[int] = units.tolist()
+        self._up: list[bool] = up.tolist()
+        self._up_np = up.copy()
+        n_units = self._unit_count = len(cluster.units)
+        top = self._top = cluster.max_gpus_per_node
+        self._free: list[int] = [c if u else 0 for c, u in zip(self._capacity, self._up,
+                                                                strict=True)]
+        self._free_np = np.asarray(self._free, dtype=np.int64)
+        # Up nodes by (unit, free GPUs), each list ascending, with the lowest of each in a
+        # table (``_none`` where empty); per unit, how many up nodes have at least g GPUs
+        # free; overall, how many up nodes have exactly f free; per free count, how many of
+        # its nodes each unit holds.
+        self._none = len(self._free)
+        self._at: list[list[list[int]]] = [[[] for _ in range(top + 1)]
+                                           for _ in range(n_units)]
+        self._lowest = np.full((n_units, top + 1), self._none, dtype=np.int64)
+        self._ge = np.zeros((n_units, top + 1), dtype=np.int64)
+        self._hist = [0] * (top + 1)
+        self._units_at: list[dict[int, int]] = [{} for _ in range(top + 1)]
+        for n, (f, u) in enumerate(zip(self._free, self._unit_of, strict=True)):
+            if self._up[n]:
+                self._enter(n, u, f)
+
+    @property
+    def top(self) -> int:
+        """The largest node's GPUs."""
+        return self._top
+
+    # -- changes -----------------------------------------------------------------------
+    def _enter(self, n: int, u: int, f: int) -> None:
+        at = self._at[u][f]
+        bisect.insort(at, n)
+        if at[0] == n:
+            self._lowest[u, f] = n
+        self._ge[u, :f + 1] += 1
+        self._hist[f] += 1
+        units = self._units_at[f]
+        units[u] = units.get(u, 0) + 1
+
+    def _leave(self, n: int, u: int, f: int) -> None:
+        at = self._at[u][f]
+        at.remove(n)
+        self._lowest[u, f] = at[0] if at else self._none
+        self._ge[u, :f + 1] -= 1
+        self._hist[f] -= 1
+        units = self._units_at[f]
+        if units[u] == 1:
+            del units[u]
+        else:
+            units[u] -= 1
+
+    def change(self, n: int, gpus: int) -> None:
+        """``gpus`` more (negative: fewer) free GPUs on node ``n`` (none if it is not up)."""
+        if self._up[n]:
+            u, f = self._unit_of[n], self._free[n]
+            self._leave(n, u, f)
+            self._free[n] = self._free_np[n] = f + gpus
+            self._enter(n, u, f + gpus)
+
+    def set_up(self, n: int, up: bool) -> None:
+        """Node ``n`` comes back (with all its GPUs free) or goes out of service (it must
+        hold no job)."""
+        if up == self._up[n]:
+            return
+        if up:
+            self._up[n] = self._up_np[n] = True
+            self._free[n] = self._free_np[n] = self._capacity[n]
+            self._enter(n, self._unit_of[n], self._free[n])
+        else:
+            self._leave(n, self._unit_of[n], self._free[n])
+            self._up[n] = self._up_np[n] = False
+            self._free[n] = self._free_np[n] = 0
+
+    # -- placement now -----------------------------------------------------------------
+    def usable(self, g: int) -> int:
+        """Up nodes with ``g`` GPUs free or more."""
+        return sum(self._hist[g:])
+
+    def place(self, count: int, g: int) -> list[int] | None:
+        """What ``choose_nodes`` picks among the up nodes with ``g`` GPUs free, or None."""
+        if self.usable(g) < count:
+            return None
+        if count > 1:
+            free = self._free_np
+            nodes = choose_nodes(np.flatnonzero(self._up_np & (free >= g)), free, count,
+                                 self._units, self._unit_count, first_fit=self.first_fit)
+            return None if nodes is None else nodes.tolist()
+        if self.first_fit:  # the lowest-numbered node with g GPUs free
+            return [int(self._lowest[:, g:].min())]
+        f = next(f for f in range(g, self._top + 1) if self._hist[f])  # the fullest
+        units = self._units_at[f]
+        if len(units) == 1:
+            (u,) = units
+            return [self._at[u][f][0]]
+        # Among equally full nodes: the unit with the fewest usable nodes, then the lowest
+        # node index (choose_nodes' _fullest_node).
+        if len(units) <= 8:
+            ge = self._ge
+            return [min((int(ge[u, g]), self._at[u][f][0]) for u in units)[1]]
+        lowest = self._lowest[:, f]
+        key = np.where(lowest < self._none, self._ge[:, g] * (self._none + 1) + lowest,
+                       np.iinfo(np.int64).max)
+        return [int(lowest[int(np.argmin(key))])]
