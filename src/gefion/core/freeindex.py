@@ -17,8 +17,11 @@ import bisect
 
 import numpy as np
 
-from gefion.core.placement import choose_nodes
+from gefion.core.placement import IntArray, choose_nodes
 from gefion.core.topology import Cluster
+
+#: Up to this many (unit, free count) candidates are compared one by one; more, as tables.
+_SHORT = 8
 
 
 class FreeIndex:
@@ -37,20 +40,24 @@ class FreeIndex:
         self._free: list[int] = [c if u else 0 for c, u in zip(self._capacity, self._up,
                                                                 strict=True)]
         self._free_np = np.asarray(self._free, dtype=np.int64)
-        # Up nodes by (unit, free GPUs), each list ascending, with the lowest of each in a
-        # table (``_none`` where empty); per unit, how many up nodes have at least g GPUs
-        # free; overall, how many up nodes have exactly f free; per free count, how many of
-        # its nodes each unit holds.
-        self._none = len(self._free)
+        # Up nodes by (unit, free GPUs), each list ascending; how many up nodes have
+        # exactly f GPUs free, overall and per unit; per free count, how many of its nodes
+        # each unit holds.
         self._at: list[list[list[int]]] = [[[] for _ in range(top + 1)]
                                            for _ in range(n_units)]
-        self._lowest = np.full((n_units, top + 1), self._none, dtype=np.int64)
-        self._ge = np.zeros((n_units, top + 1), dtype=np.int64)
         self._hist = [0] * (top + 1)
+        self._unit_hist = [[0] * (top + 1) for _ in range(n_units)]
         self._units_at: list[dict[int, int]] = [{} for _ in range(top + 1)]
         for n, (f, u) in enumerate(zip(self._free, self._unit_of, strict=True)):
             if self._up[n]:
                 self._enter(n, u, f)
+        # The same as tables over all units, for ties among many units: per unit, the
+        # lowest node with f GPUs free (``_none`` if none) and how many up nodes have g or
+        # more; rows of the units changed since are brought up to date when asked.
+        self._none = len(self._free)
+        self._lowest = np.full((n_units, top + 1), self._none, dtype=np.int64)
+        self._ge = np.zeros((n_units, top + 1), dtype=np.int64)
+        self._stale: set[int] = set(range(n_units))
 
     @property
     def top(self) -> int:
@@ -59,21 +66,16 @@ class FreeIndex:
 
     # -- changes -----------------------------------------------------------------------
     def _enter(self, n: int, u: int, f: int) -> None:
-        at = self._at[u][f]
-        bisect.insort(at, n)
-        if at[0] == n:
-            self._lowest[u, f] = n
-        self._ge[u, :f + 1] += 1
+        bisect.insort(self._at[u][f], n)
         self._hist[f] += 1
+        self._unit_hist[u][f] += 1
         units = self._units_at[f]
         units[u] = units.get(u, 0) + 1
 
     def _leave(self, n: int, u: int, f: int) -> None:
-        at = self._at[u][f]
-        at.remove(n)
-        self._lowest[u, f] = at[0] if at else self._none
-        self._ge[u, :f + 1] -= 1
+        self._at[u][f].remove(n)
         self._hist[f] -= 1
+        self._unit_hist[u][f] -= 1
         units = self._units_at[f]
         if units[u] == 1:
             del units[u]
@@ -87,6 +89,7 @@ class FreeIndex:
             self._leave(n, u, f)
             self._free[n] = self._free_np[n] = f + gpus
             self._enter(n, u, f + gpus)
+            self._stale.add(u)
 
     def set_up(self, n: int, up: bool) -> None:
         """Node ``n`` comes back (with all its GPUs free) or goes out of service (it must
@@ -101,6 +104,16 @@ class FreeIndex:
             self._leave(n, self._unit_of[n], self._free[n])
             self._up[n] = self._up_np[n] = False
             self._free[n] = self._free_np[n] = 0
+        self._stale.add(self._unit_of[n])
+
+    def _tables(self) -> tuple[IntArray, IntArray]:
+        """``_lowest`` and ``_ge``, up to date."""
+        for u in self._stale:
+            hist, at = self._unit_hist[u], self._at[u]
+            self._ge[u] = np.cumsum(hist[::-1])[::-1]
+            self._lowest[u] = [nodes[0] if nodes else self._none for nodes in at]
+        self._stale.clear()
+        return self._lowest, self._ge
 
     # -- placement now -----------------------------------------------------------------
     def usable(self, g: int) -> int:
@@ -117,7 +130,11 @@ class FreeIndex:
                                  self._units, self._unit_count, first_fit=self.first_fit)
             return None if nodes is None else nodes.tolist()
         if self.first_fit:  # the lowest-numbered node with g GPUs free
-            return [int(self._lowest[:, g:].min())]
+            levels = self._units_at[g:]
+            if sum(len(units) for units in levels) <= _SHORT:
+                return [min(self._at[u][f][0] for f, units in enumerate(levels, g)
+                            for u in units)]
+            return [int(self._tables()[0][:, g:].min())]
         f = next(f for f in range(g, self._top + 1) if self._hist[f])  # the fullest
         units = self._units_at[f]
         if len(units) == 1:
@@ -125,10 +142,11 @@ class FreeIndex:
             return [self._at[u][f][0]]
         # Among equally full nodes: the unit with the fewest usable nodes, then the lowest
         # node index (choose_nodes' _fullest_node).
-        if len(units) <= 8:
-            ge = self._ge
-            return [min((int(ge[u, g]), self._at[u][f][0]) for u in units)[1]]
-        lowest = self._lowest[:, f]
-        key = np.where(lowest < self._none, self._ge[:, g] * (self._none + 1) + lowest,
+        if len(units) <= _SHORT:
+            hist = self._unit_hist
+            return [min((sum(hist[u][g:]), self._at[u][f][0]) for u in units)[1]]
+        lowest_all, ge = self._tables()
+        lowest = lowest_all[:, f]
+        key = np.where(lowest < self._none, ge[:, g] * (self._none + 1) + lowest,
                        np.iinfo(np.int64).max)
         return [int(lowest[int(np.argmin(key))])]
