@@ -249,6 +249,15 @@ def test_decay_does_not_change_factors_but_does_change_raw_usage() -> None:
     assert now.rows()[0].raw_usage_gpu_s == 80.0
 
 
+def test_factors_without_rows_are_the_factors_with_rows() -> None:
+    projects = {"a": Project("a", shares=2, members=frozenset({"m"})), "b": Project("b")}
+    ledger = ledger_with({("a", "u"): 80.0, ("a", "v"): 5.0, ("b", "w"): 20.0,
+                          ("c", "x"): 7.0})
+    full, lean = fairshare(projects, ledger, H), fairshare(projects, ledger, H, rows=False)
+    assert (lean.projects, lean.users) == (full.projects, full.users)
+    assert len(full.users) == 5 and full.rows() and not lean.rows()
+
+
 def test_fairshare_refuses_a_ledger_from_the_future() -> None:
     with pytest.raises(InputError):
         fairshare({}, UsageLedger(as_of_s=10.0), 5.0)

@@ -14,6 +14,7 @@ itself. Bodies keep one beside their cycle (:mod:`gefion.core.strict`, the twin'
 from __future__ import annotations
 
 import bisect
+from itertools import accumulate
 
 import numpy as np
 
@@ -108,10 +109,10 @@ class FreeIndex:
 
     def _tables(self) -> tuple[IntArray, IntArray]:
         """``_lowest`` and ``_ge``, up to date."""
+        none = self._none
         for u in self._stale:
-            hist, at = self._unit_hist[u], self._at[u]
-            self._ge[u] = np.cumsum(hist[::-1])[::-1]
-            self._lowest[u] = [nodes[0] if nodes else self._none for nodes in at]
+            self._ge[u] = list(accumulate(self._unit_hist[u][::-1]))[::-1]
+            self._lowest[u] = [nodes[0] if nodes else none for nodes in self._at[u]]
         self._stale.clear()
         return self._lowest, self._ge
 

@@ -195,7 +195,8 @@ def _factor(effective_usage: float, shares_norm: float, has_shares: bool) -> flo
     return min(1.0, max(0.0, math.pow(2.0, -effective_usage / shares_norm)))
 
 
-def fairshare(projects: Mapping[str, Project], ledger: UsageLedger, now: float) -> FairShare:
+def fairshare(projects: Mapping[str, Project], ledger: UsageLedger, now: float, *,
+              rows: bool = True) -> FairShare:
     """Classic fair share for projects (with ``shares``) and their users (equal shares).
 
     Projects in the ledger but not in ``projects`` take part with shares 1 (the default of
@@ -203,6 +204,8 @@ def fairshare(projects: Mapping[str, Project], ledger: UsageLedger, now: float) 
     it. ``now`` (seconds) is when the factors hold; the ledger is decayed to it and raises
     :class:`InputError` if it is later than ``now``. Since decay scales all usage alike,
     normalised usage and factors do not change with ``now``; raw usage in the rows does.
+    ``rows=False`` leaves :attr:`FairShare.table` empty (a replay reads only the factors,
+    every few minutes of its clock).
     """
     ledger = ledger.decayed_to(now)
     shares = {name: p.shares for name, p in projects.items()}
@@ -229,16 +232,19 @@ def fairshare(projects: Mapping[str, Project], ledger: UsageLedger, now: float) 
         ue_p = usage_norm(raw_p)  # children of the root: UE = U
         f_p = _factor(ue_p, s_p, shares[name] > 0)
         project_factors[name] = f_p
-        table.append(FairShareRow(name, None, shares[name], s_p, raw_p, usage_norm(raw_p),
-                                  ue_p, f_p))
-        members = sorted(users_of[name])
+        if rows:
+            table.append(FairShareRow(name, None, shares[name], s_p, raw_p,
+                                      usage_norm(raw_p), ue_p, f_p))
+        members = sorted(users_of[name]) if rows else users_of[name]
+        used = ledger.users
         for user in members:
             # Users share their project equally: S_child / S_all_siblings = 1 / n.
             s_u = s_p / len(members)
-            raw_u = ledger.user_usage(name, user)
+            raw_u = used.get((name, user), 0.0)
             u_u = usage_norm(raw_u)
             ue_u = u_u + (ue_p - u_u) / len(members)
             f_u = _factor(ue_u, s_u, shares[name] > 0)
             user_factors[(name, user)] = f_u
-            table.append(FairShareRow(name, user, 1.0, s_u, raw_u, u_u, ue_u, f_u))
+            if rows:
+                table.append(FairShareRow(name, user, 1.0, s_u, raw_u, u_u, ue_u, f_u))
     return FairShare(project_factors, user_factors, tuple(table))

@@ -201,8 +201,10 @@ class _Engine:
             for n, idx in alloc:
                 self.free.change(n, -len(idx))
         names = self.state.names
-        run.job = job = replace(run.job, state=JobState.RUNNING, start_s=now, allocation=tuple(
-            (names[n], tuple(idx)) for n, idx in alloc))
+        old = run.job  # a new record, made directly: the hot path of every start
+        run.job = job = Job(old.id, old.spec, old.submit_s, JobState.RUNNING, now, old.end_s,
+                            tuple((names[n], tuple(idx)) for n, idx in alloc), old.held,
+                            old.exit_code, old.service_gpu_s, old.restarts)
         del self.waiting[job_id]
         self.tell(job_id, job)
         if run.first_start_s is None:
@@ -354,7 +356,8 @@ class _Engine:
         if self.shares is None or (self.policy.uses_fairshare
                                    and now - self.shares_at >= PRIORITY_CALC_PERIOD_S):
             self.ledger = self.charger.charge_into(self.ledger, now)
-            self.shares, self.shares_at = fairshare(self.projects, self.ledger, now), now
+            self.shares = fairshare(self.projects, self.ledger, now, rows=False)
+            self.shares_at = now
         if self.free is not None and len(self.waiting) == 1 and self.lone_start(now):
             return 1
         meter = self.meter
