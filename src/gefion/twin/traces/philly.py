@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gefion.core.errors import InputError
-from gefion.twin.traces._common import Columns, Selection, Table, finish
+from gefion.twin.traces._common import Columns, NumberedIds, Selection, Table, finish
 from gefion.twin.traces.model import ClusterHint, Trace
 
 NAME = "philly-pollux"
@@ -48,7 +48,7 @@ def read(folder: Path, selection: str | None, select: Selection) -> Trace:
     table.require(("timestamp", "duration", "num_gpus", "cluster"))
     vcs = table.text("cluster")
     cols = Columns(table.datetimes("timestamp"),
-                   [f"philly-{n:06d}" for n in range(1, len(table) + 1)],
+                   NumberedIds("philly-", 6, len(table)),
                    table.seconds("duration"), table.ints("num_gpus"), project=vcs)
     sizes = vc_nodes(folder)
     if selection is None:
