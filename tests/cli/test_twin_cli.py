@@ -5,6 +5,7 @@ message naming the field — never a traceback."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -165,3 +166,17 @@ def test_twin_help_imports_nothing_heavy() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)
     assert proc.stdout.splitlines()[-1] == "HEAVY:", proc.stdout
+
+
+def test_twin_commands_run_numpy_on_one_blas_thread_others_leave_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from gefion.cli.fastqueue import one_blas_thread
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    one_blas_thread(["up", "--port", "0"])
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    one_blas_thread(["twin", "run", "--trace", "x"])
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")  # the caller's choice stands
+    one_blas_thread(["twin", "run"])
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"

@@ -173,9 +173,19 @@ def _fail(message: str) -> int:
     return 2
 
 
+def one_blas_thread(args: list[str]) -> None:
+    """For ``gefion twin ...``: numpy's BLAS on one thread, unless the caller chose. The
+    twin's numpy work is element-wise and single-threaded; a pool of BLAS threads only
+    costs CPU at start-up (about 0.1 CPU-s on 2 cores). Other commands leave the
+    environment alone: the controller's jobs inherit it."""
+    if args[:1] == ["twin"]:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def main() -> None:
     """The ``gefion`` command: the fast ``queue``, else the Typer app."""
     args = sys.argv[1:]
+    one_blas_thread(args)
     if args[:1] == ["queue"]:
         opts = parse(args[1:])
         if opts is not None:
