@@ -81,3 +81,20 @@ def test_scan_agrees_with_trying_every_start(seed: int) -> None:
         assert _same(_scan(avail, req, times, node_units, units), walked)
         found += walked is not None and walked.start_s > not_before
     assert found > 100  # plenty of cases where the job fits only later
+
+
+def test_gpus_that_come_back_before_the_one_plan_in_the_window_count() -> None:
+    # One 8-GPU node: 4 GPUs come back at 10, the other 4 at 18; a plan holds 4 over
+    # [20, 100). A 4-GPU job of 30 s fits at 10: 4 free until 20, then 8 - 4 under the
+    # plan. The window [10, 40) meets that one plan row only, which begins after 10: the
+    # base under it is the base at 20, not at 10 (which would put the start at 18).
+    avail = Availability([8], np.array([True]), 0.0, holds=(
+        np.array([0, 0], dtype=np.int64), np.array([4, 4], dtype=np.int64),
+        np.array([10.0, 18.0])))
+    avail.add_plan(Plan(20.0, 100.0, (0,), 4, "ahead"))
+    req = Request("j", 1, 4, 30.0, np.array([True]), False, _no_blocks)
+    units = np.zeros(1, dtype=np.int64)
+    fit = earliest_fit(avail, req, units, 1, not_before=0.0)
+    assert fit is not None and fit.start_s == 10.0
+    ok, _ = avail.usable(4, np.array([True]), 10.0, 40.0)
+    assert ok.tolist() == [True]

@@ -157,9 +157,10 @@ def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntA
         a = run_at[:-1]
         first, end, held = k0[a], k1[a], under[a]
         rows = end > first
-        lone = end - first == 1  # usable checks a lone row against the base at the start
-        threshold = np.where((rows & (held | lone))[:, None], needs[first], base[None, :])
-        lo = np.where(~rows | lone, end, np.where(held, first + 1, first))
+        # a row under way at the start needs its hold free by then; every later one by
+        # its own start (the base only grows)
+        threshold = np.where((rows & held)[:, None], needs[first], base[None, :])
+        lo = np.where(~rows, end, np.where(held, first + 1, first))
         blocked = late[np.maximum(lo, end)] - late[lo] > 0  # a later row not free in time
         ready = np.where(blocked, INF, threshold)
         earliest = np.partition(ready, need - 1, axis=1)[:, need - 1]

@@ -261,7 +261,9 @@ class Availability:
             # fit if GPUs come back before the hold begins. Check those exactly.
             unsure = np.flatnonzero(ok & (worst < gpus) & (held > 0))
             window = plans.window(start, end) if len(unsure) else None
-            if window is not None and len(window[1]) > 1:
+            # Exact unless the one row in the window is already under way at ``start``
+            # (then the base at ``start`` is the base under it).
+            if window is not None and (len(window[1]) > 1 or window[1][0] > start):
                 rows, row_starts = window
                 self._refresh()
                 # base[u, k]: free GPUs of unsure node u when row k begins.
