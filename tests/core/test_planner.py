@@ -98,3 +98,25 @@ def test_gpus_that_come_back_before_the_one_plan_in_the_window_count() -> None:
     assert fit is not None and fit.start_s == 10.0
     ok, _ = avail.usable(4, np.array([True]), 10.0, 40.0)
     assert ok.tolist() == [True]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_one_node_fits_before_a_time_exactly_when_usable_says_so_at_some_start(
+        seed: int) -> None:
+    # Every time in these cases is a multiple of 5 s: trying each multiple of 5 from now
+    # on is an independent answer.
+    rng = random.Random(100 + seed)
+    answers = set()
+    for _ in range(400):
+        avail, req, _, _, _ = _case(rng)
+        node = rng.randrange(avail.n)
+        g, d = req.gpus_per_node, req.duration_s
+        before = rng.randint(0, 30) * 5.0
+        only = np.zeros(avail.n, dtype=bool)
+        only[node] = True
+        starts = np.arange(avail.now, before, 5.0)
+        want = any(bool(avail.usable(g, only & avail.up, float(t), float(t) + d)[0][node])
+                   for t in starts)
+        assert avail.node_fits_before(node, g, d, before) is want
+        answers.add(want)
+    assert answers == {True, False}

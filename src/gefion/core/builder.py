@@ -22,6 +22,7 @@ import bisect
 import heapq
 import math
 from collections.abc import Iterable, Mapping
+from functools import partial
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
 
 _INTS = 7  # gpus, gpus_per_node, nodes, limit_s, project, pair, qos
+_LOG_KEEP = 4096  # runs dropped whose nodes the builder remembers, at most
 
 
 def submit_key(job: Job) -> tuple[float, int, str]:
@@ -99,6 +101,10 @@ class SnapshotBuilder:
         self._rflag = np.zeros(16, dtype=np.bool_)  # preemptible
         self._preemptible = 0  # running jobs that may be preempted
         self._released = 0  # runs dropped (ended, replaced) since the builder was made
+        # the nodes of the last runs dropped (the first is run number _log_from), for plans
+        # carried across them (see carry.py)
+        self._release_log: list[tuple[int, ...]] = []
+        self._log_from = 0
         self._hslots: dict[str, list[int]] = {}
         self._htab = _Slots(0, 3)  # ints: node, gpus, running slot
         self._hlive = np.zeros(16, dtype=np.bool_)
@@ -294,7 +300,12 @@ class SnapshotBuilder:
             self._free_change(node, gpus)
             self._dirty.add(node)
         del self._running[job_id]
-        self._released += 1  # plans carried between cycles rely on no run ending
+        self._released += 1  # plans carried between cycles check the nodes runs left
+        log = self._release_log
+        log.append(tuple(node for node, _ in run.alloc))
+        if len(log) > _LOG_KEEP:
+            del log[:_LOG_KEEP // 2]
+            self._log_from += _LOG_KEEP // 2
         slot = self._rslot_of.pop(job_id)
         self._preemptible -= bool(self._rflag[slot])
         self._rtab.give(slot)
@@ -302,6 +313,14 @@ class SnapshotBuilder:
             self._hlive[h] = False
             self._htab.give(h)
         self._running_changed()
+
+    def _released_nodes(self, since: int, *, upto: int) -> frozenset[int] | None:
+        """The nodes of runs ``since`` to ``upto`` (counts of runs dropped), or None if the
+        log no longer reaches back to ``since``."""
+        if since < self._log_from:
+            return None
+        log = self._release_log[since - self._log_from:upto - self._log_from]
+        return frozenset(node for nodes in log for node in nodes)
 
     def _running_changed(self) -> None:
         """Running jobs, and so held GPUs, changed: what snapshots were lent is stale."""
@@ -407,7 +426,9 @@ class SnapshotBuilder:
             job_states=states, exit_codes=exits, as_of_s=now)
         object.__setattr__(snapshot, "_columns", pcols)
         object.__setattr__(snapshot, "_base", self._base())  # first: it may bump the generation
-        object.__setattr__(snapshot, "_lineage", (self._generation, self._released))
+        object.__setattr__(snapshot, "_lineage", (
+            self._generation, self._released, partial(self._released_nodes,
+                                                       upto=self._released)))
         object.__setattr__(snapshot, "_running_columns_of", (
             self._running_columns, self._generation, self._generation[0], self._preemptible))
         return snapshot

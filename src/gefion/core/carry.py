@@ -3,20 +3,26 @@ fresh search would find.
 
 A cycle plans the first ``depth`` waiting jobs with :func:`~gefion.core.planner.earliest_fit`,
 a search over candidate start times. Between two cycles most of that work usually
-repeats: a job that arrived changes nothing for the plans ahead of it. A plan made last
-cycle is the answer again when
+repeats. A plan made last cycle is the answer again when
 
-1. no running job ended or changed its expected end since (the snapshot builder counts the
-   runs it dropped), the cluster is the same object (nodes and their states), and no
-   advance reservation exists — so the running jobs hold at least what they held, from
-   the same times on;
-2. every plan that was ahead of the job then is ahead of it now, unchanged — plans only
-   hold GPUs, so the profile in front of it offers at most what it offered;
-3. the job asks the same shape for the same time, is a plain job (no reservation, no
-   sensitive neighbours), and its planned start is not in the past.
+1. the snapshot comes from the same builder, the cluster is the same object (nodes and
+   their states) and no advance reservation exists — so every running job that has not
+   ended holds at least what it held, from the same times on;
+2. the job asks the same shape for the same time, is a plain job (no reservation, no
+   sensitive neighbours), and its planned start is not in the past;
+3. no node that may offer more than last cycle could, on its own, give the job its GPUs
+   per node for its duration at any start before the planned one (an exact check of one
+   node against the base and the plans, :meth:`~gefion.core.profile.Availability.
+   node_fits_before`). Those nodes are the nodes of the runs that ended (or were replaced)
+   since, and the nodes of the plans that were ahead of the job then and are not ahead of
+   it now — unless the plan became the start it planned (the same nodes, GPUs and times:
+   the running job holds what the plan held). Every other node offers at most what it
+   offered: its running jobs are still there, plans ahead of the job still hold it, and
+   new starts and plans only take.
 
-Then nothing can start the job earlier than before (capacity only shrank, at every time),
-and if it still fits at its planned start, that start is the first one that fits and
+Then nothing can start the job earlier than before: an earlier start would need a node
+with more room than last cycle, and none has it soon enough. If the job still fits at its
+planned start, that start is the first one that fits and
 :func:`~gefion.core.planner.fit_at` picks the nodes the search would pick. The cycle checks
 exactly that (one fit at one time) and falls back to the search otherwise. The result is
 the same as without the carry — a test runs the twin both ways and compares every job —
@@ -25,7 +31,7 @@ only cheaper. Bodies pass ``CycleResult.carry`` of their last cycle to the next 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,18 +61,23 @@ class PlanCarry:
     by_job: Mapping[str, CarriedPlan]
 
 
-def lineage(snapshot: Snapshot) -> tuple[Any, int] | None:
-    """``(builder identity, runs dropped)`` of a snapshot from a builder, else None."""
-    lent: tuple[Any, int] | None = snapshot.__dict__.get("_lineage")
+def lineage(snapshot: Snapshot) -> tuple[Any, int, Callable[[int], frozenset[int] | None]] \
+        | None:
+    """``(builder identity, runs dropped, nodes of the runs dropped since a count)`` of a
+    snapshot from a builder, else None."""
+    lent: tuple[Any, int, Callable[[int], frozenset[int] | None]] | None = \
+        snapshot.__dict__.get("_lineage")
     return lent
 
 
 def usable_carry(carry: PlanCarry | None, snapshot: Snapshot,
-                 now: float) -> PlanCarry | None:
-    """``carry`` if condition 1 holds between its cycle and this one, else None."""
+                 now: float) -> tuple[PlanCarry, frozenset[int]] | None:
+    """``carry`` and the nodes of the runs dropped since its cycle, if condition 1 holds
+    between its cycle and this one, else None."""
     if carry is None or snapshot.reservations or now < carry.now:
         return None
     lent = lineage(snapshot)
-    if lent is None or lent[0] is not carry.lineage or lent[1] != carry.releases:
+    if lent is None or lent[0] is not carry.lineage or snapshot.cluster is not carry.cluster:
         return None
-    return carry if snapshot.cluster is carry.cluster else None
+    released = lent[2](carry.releases)
+    return None if released is None else (carry, released)

@@ -54,6 +54,9 @@ _REQUIRED = TopologyConstraint.REQUIRED
 _CHUNK = 512
 _HELD = RUN_REASONS.index(PendingReason.HELD)
 _PLAIN_LOOSE = (None, (), None, False)
+#: Nodes that may have gained room since a carried plan was made, checked one by one
+#: (carry.py, condition 3); with more, the plan is searched anew.
+_GAINED_MAX = 24
 
 
 class FailureMemo:
@@ -148,7 +151,10 @@ class _Cycle:
         self.memo = FailureMemo()
         self.no_plans = PlanProfile(len(capacity))
         # Plans carried from the last cycle (see carry.py), and this cycle's for the next.
-        self.carry = usable_carry(carry, snapshot, now) if policy.backfill else None
+        usable = usable_carry(carry, snapshot, now) if policy.backfill else None
+        self.carry: PlanCarry | None = usable[0] if usable is not None else None
+        #: nodes of the runs that ended since the carry's cycle (condition 3 of carry.py)
+        self.released: frozenset[int] = usable[1] if usable is not None else frozenset()
         self.made: list[Plan] = []
         self.made_set: set[Plan] = set()
         self.carried: dict[str, CarriedPlan] = {}
@@ -225,6 +231,12 @@ class _Cycle:
         self.starts.append(Start(job.id, self._placement(nodes, g), backfilled))
         if self.sensitive:  # allowed masks depend on who runs where
             self.requests.clear()
+        prior = self.carry.by_job.get(job.id) if self.carry is not None else None
+        if prior is not None and (prior.plan.start_s, prior.plan.end_s, prior.plan.gpus,
+                                  prior.plan.nodes) == (self.now, end, g, tuple(nodes.tolist())):
+            # It starts as it was planned: it holds what its plan held, where and when the
+            # plan held it, so the plans behind it stand as they did (carry.py, condition 3).
+            self.made_set.add(prior.plan)
 
     def _placement(self, nodes: IntArray, gpus: int) -> Placement:
         return Placement(tuple((self.names[n], gpus) for n in nodes.tolist()))
@@ -416,8 +428,19 @@ class _Cycle:
         if prior is None or prior.shape != (req.gpus_per_node, req.nodes, d):
             return None
         start = prior.plan.start_s
-        if start < self.now or not self.made_set.issuperset(carry.plans[:prior.ahead]):
+        if start < self.now:
             return None
+        # Nodes that may offer more than last cycle: those of runs that ended since, and
+        # those of the plans that were ahead of it then and are not now.
+        gained = set(self.released)
+        for plan in carry.plans[:prior.ahead]:
+            if plan not in self.made_set:
+                gained.update(plan.nodes)
+                if len(gained) > _GAINED_MAX:
+                    return None  # checking them would cost more than the search
+        g, avail = req.gpus_per_node, self.avail
+        if any(req.allowed[n] and avail.node_fits_before(n, g, d, start) for n in gained):
+            return None  # one of them might start it sooner: search
         nodes = self._fit_at(req, start)
         return None if nodes is None else Fit(start, nodes)
 

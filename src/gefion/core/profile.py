@@ -226,6 +226,30 @@ class Availability:
             self._count_ge = np.cumsum(per[::-1])[::-1][1:].tolist()
         return self._count_ge[gpus] if gpus <= self.max_gpus else 0
 
+    def node_fits_before(self, node: int, gpus: int, duration: float, before: float) -> bool:
+        """Whether ``node`` alone could give ``gpus`` over ``[t, t + duration)`` for some
+        start ``now <= t < before``, around every plan: what :meth:`usable` answers for
+        that node, asked at every start at which the answer can turn (now, and each time
+        GPUs come back or a plan row begins or ends)."""
+        if not self.up[node] or gpus > self.capacity[node] or before <= self.now:
+            return False
+        self._refresh()
+        back = self.tau[1:, node].tolist()  # when 1, 2, ... GPUs are free: ascending
+        times = self.profile.times
+        holds = self.profile.rows[:, node].tolist()
+
+        def free(t: float) -> int:
+            row = bisect.bisect_right(times, t) - 1
+            return bisect.bisect_right(back, t) - (holds[row] if row >= 0 else 0)
+
+        turns = sorted({t for t in back if self.now < t < INF}
+                       | {t for t in times if t > self.now})
+        for start in [self.now, *(t for t in turns if t < before)]:
+            end = start + duration
+            if free(start) >= gpus and all(free(t) >= gpus for t in turns if start < t < end):
+                return True
+        return False
+
     def base_free_all(self, t: float) -> IntArray:
         """Free GPUs of the base on every node at time ``t``."""
         self._refresh()
