@@ -9,13 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gefion.core.builder import SnapshotBuilder
+from gefion.core.carry import lineage
 from gefion.core.columns import any_preemptible, pending_columns, running_columns
 from gefion.core.cycle import _Cycle, run_cycle
 from gefion.core.jobs import Dependency, Job, JobState
 from gefion.core.policies import get_policy
 from gefion.core.snapshot import Snapshot, build_snapshot, current_base
 from gefion.core.topology import NodeState, preset
-from tests.core.builders import pending
+from tests.core.builders import pending, running
 
 CLUSTER = preset("synthetic:6x8:2")
 NAMES = CLUSTER.names
@@ -180,3 +181,23 @@ def test_the_builder_knows_whether_anyone_running_may_be_preempted() -> None:
     assert any_preemptible(builder.build(3.0))
     builder.put(replace(scavenger, state=JobState.COMPLETED, end_s=4.0, exit_code=0))
     assert not any_preemptible(builder.build(4.0))
+
+
+def test_the_nodes_of_runs_that_ended_are_told_until_the_log_moves_past_them() -> None:
+    builder = SnapshotBuilder(preset("synthetic:8x8"))
+    before = lineage(builder.build(0.0))
+    assert before is not None
+    for k in range(3):  # three runs end: on node 1, on nodes 2 and 3, on node 1 again
+        placement = {"node00002": 4} if k != 1 else {"node00003": 8, "node00004": 8}
+        builder.put(running(f"r{k}", placement))
+        builder.remove(f"r{k}")
+    after = lineage(builder.build(1.0))
+    assert after is not None and after[1] == before[1] + 3
+    assert after[2](before[1]) == frozenset({1, 2, 3})
+    assert after[2](after[1] - 1) == frozenset({1}) and after[2](after[1]) == frozenset()
+    for k in range(5000):  # the log keeps the last few thousand runs only
+        builder.put(running(f"s{k}", {"node00008": 1}))
+        builder.remove(f"s{k}")
+    late = lineage(builder.build(2.0))
+    assert late is not None and late[2](before[1]) is None  # unknown: plan afresh
+    assert late[2](late[1] - 10) == frozenset({7})
