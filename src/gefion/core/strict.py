@@ -36,13 +36,10 @@ import bisect
 from collections.abc import Mapping
 
 from gefion.core.freeindex import FreeIndex
-from gefion.core.policies.base import Policy
+from gefion.core.policies.base import PLACEMENTS, Policy
 from gefion.core.policies.fifo import Fifo
 from gefion.core.tenancy import QOS, Project
 from gefion.core.topology import Cluster
-
-#: The placements FreeIndex answers for (a policy's ``placement``).
-PLACEMENTS = ("best-fit", "first-fit")
 
 #: A start: the job and its nodes as ``(node index, GPUs)``, ascending by node.
 StrictStart = tuple[str, tuple[tuple[int, int], ...]]

@@ -49,10 +49,10 @@ from gefion.core.freeindex import FreeIndex
 from gefion.core.grants import grant_balances
 from gefion.core.invariants import assert_invariants
 from gefion.core.jobs import Job, JobSpec, JobState, check_transition
-from gefion.core.policies.base import Policy
+from gefion.core.policies.base import PLACEMENTS, Policy
 from gefion.core.reservations import Reservation
 from gefion.core.snapshot import Snapshot
-from gefion.core.strict import PLACEMENTS, plain_body
+from gefion.core.strict import plain_body
 from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
