@@ -106,7 +106,7 @@ def test_a_lone_pending_job_started_without_a_snapshot_goes_where_the_cycle_puts
     # Near full load: the queue is often empty but for one arrival (the shortcut), and
     # often long (the cycle runs, with plans, backfill and — under LAS — preemption).
     cluster = preset("synthetic:12x8:4").with_states({"node00005": NodeState.DRAINED})
-    trace = generate(700, seed=11, offered_gpus=0.95 * cluster.total_gpus, max_gpus=48)
+    trace = generate(400, seed=11, offered_gpus=0.95 * cluster.total_gpus, max_gpus=48)
     general = simulate(trace, cluster, get_policy(policy), seed=2, failures=failures,
                        fast_path=False)
     lone: list[float] = []
