@@ -11,6 +11,7 @@ import pytest
 
 from gefion.core.builder import SnapshotBuilder, submit_key
 from gefion.core.cycle import run_cycle
+from gefion.core.freeindex import FreeIndex
 from gefion.core.jobs import Job, JobSpec, JobState
 from gefion.core.policies import get_policy
 from gefion.core.strict import StrictQueue, strict_applies
@@ -32,7 +33,7 @@ def drive(cluster: Cluster, placement: str, seed: int, steps: int = 250) -> int:
     rng = random.Random(seed)
     policy = get_policy("fifo", placement=placement)
     builder = SnapshotBuilder(cluster)
-    queue = StrictQueue(cluster, first_fit=placement == "first-fit")
+    queue = StrictQueue(FreeIndex(cluster, first_fit=placement == "first-fit"))
     names = cluster.names
     waiting: dict[str, Job] = {}
     running: dict[str, Job] = {}
@@ -87,7 +88,7 @@ def test_ties_among_many_units_go_as_run_cycle(placement: str) -> None:
 
 
 def test_a_job_that_can_never_be_laid_out_is_refused() -> None:
-    queue = StrictQueue(preset("synthetic:4x8"))
+    queue = StrictQueue(FreeIndex(preset("synthetic:4x8")))
     with pytest.raises(ValueError, match="cannot be queued"):
         queue.add((0.0, 1, "a"), 1, 9)
 

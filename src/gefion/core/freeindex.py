@@ -42,13 +42,13 @@ class FreeIndex:
                                                                 strict=True)]
         self._free_np = np.asarray(self._free, dtype=np.int64)
         # Up nodes by (unit, free GPUs), each list ascending; how many up nodes have
-        # exactly f GPUs free, overall and per unit; per free count, how many of its nodes
-        # each unit holds.
+        # exactly f GPUs free, overall and per unit; per free count, the units that have
+        # such nodes.
         self._at: list[list[list[int]]] = [[[] for _ in range(top + 1)]
                                            for _ in range(n_units)]
         self._hist = [0] * (top + 1)
         self._unit_hist = [[0] * (top + 1) for _ in range(n_units)]
-        self._units_at: list[dict[int, int]] = [{} for _ in range(top + 1)]
+        self._units_at: list[set[int]] = [set() for _ in range(top + 1)]
         for n, (f, u) in enumerate(zip(self._free, self._unit_of, strict=True)):
             if self._up[n]:
                 self._enter(n, u, f)
@@ -70,18 +70,14 @@ class FreeIndex:
         bisect.insort(self._at[u][f], n)
         self._hist[f] += 1
         self._unit_hist[u][f] += 1
-        units = self._units_at[f]
-        units[u] = units.get(u, 0) + 1
+        self._units_at[f].add(u)
 
     def _leave(self, n: int, u: int, f: int) -> None:
         self._at[u][f].remove(n)
         self._hist[f] -= 1
         self._unit_hist[u][f] -= 1
-        units = self._units_at[f]
-        if units[u] == 1:
-            del units[u]
-        else:
-            units[u] -= 1
+        if not self._unit_hist[u][f]:
+            self._units_at[f].discard(u)
 
     def change(self, n: int, gpus: int) -> None:
         """``gpus`` more (negative: fewer) free GPUs on node ``n`` (none if it is not up)."""

@@ -39,7 +39,6 @@ from gefion.core.freeindex import FreeIndex
 from gefion.core.policies.base import PLACEMENTS, Policy
 from gefion.core.policies.fifo import Fifo
 from gefion.core.tenancy import QOS, Project
-from gefion.core.topology import Cluster
 
 #: A start: the job and its nodes as ``(node index, GPUs)``, ascending by node.
 StrictStart = tuple[str, tuple[tuple[int, int], ...]]
@@ -59,16 +58,20 @@ def plain_body(*, projects: Mapping[str, Project], qos: Mapping[str, QOS],
                         for q in qos.values()))
 
 
+def strict_policy(policy: Policy) -> bool:
+    """Whether ``policy`` is strict FIFO in a placement :class:`FreeIndex` answers for."""
+    return (isinstance(policy, Fifo) and not policy.backfill and not policy.preemption
+            and policy.placement in PLACEMENTS)
+
+
 def strict_applies(policy: Policy, *, projects: Mapping[str, Project],
                    qos: Mapping[str, QOS], reservations: int = 0,
                    grants: bool = False) -> bool:
     """Whether :class:`StrictQueue` decides as ``run_cycle`` for ``policy`` in a body of
-    this setting (:func:`plain_body`). The jobs must be plain too: the body queues only
-    plain ones (see the module docstring)."""
-    return (isinstance(policy, Fifo) and not policy.backfill and not policy.preemption
-            and policy.placement in PLACEMENTS
-            and plain_body(projects=projects, qos=qos, reservations=reservations,
-                           grants=grants))
+    this setting (:func:`strict_policy` and :func:`plain_body`). The jobs must be plain
+    too: the body queues only plain ones (see the module docstring)."""
+    return strict_policy(policy) and plain_body(projects=projects, qos=qos,
+                                                reservations=reservations, grants=grants)
 
 
 class StrictQueue:
@@ -76,12 +79,13 @@ class StrictQueue:
 
     A body calls :meth:`add` when a job becomes pending, :meth:`release` when a running
     job's GPUs come back, and :meth:`cycle` to decide; the starts it returns have already
-    taken their GPUs here. Node indices are the cluster's.
+    taken their GPUs in ``free`` (the body's index of free GPUs, its placement the
+    policy's). Node indices are the cluster's.
     """
 
-    def __init__(self, cluster: Cluster, *, first_fit: bool = False) -> None:
-        self.free = FreeIndex(cluster, first_fit=first_fit)
-        self._top = self.free.top
+    def __init__(self, free: FreeIndex) -> None:
+        self.free = free
+        self._top = free.top
         self._keys: list[tuple[float, int, str]] = []
         self._shapes: dict[str, tuple[int, int]] = {}
         self._head = 0

@@ -52,7 +52,7 @@ from gefion.core.jobs import Job, JobSpec, JobState, check_transition
 from gefion.core.policies.base import PLACEMENTS, Policy
 from gefion.core.reservations import Reservation
 from gefion.core.snapshot import Snapshot
-from gefion.core.strict import plain_body
+from gefion.core.strict import plain_body, strict_policy
 from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
@@ -122,19 +122,15 @@ class _Engine:
         self.seq = itertools.count()
         self.active: dict[str, JobRun] = {}
         self.running: dict[str, JobRun] = {}  # the active jobs that hold GPUs now
-        self.builder = SnapshotBuilder(cluster, qos=qos)  # told of every job change
+        self.builder = SnapshotBuilder(cluster, qos=qos)  # told of job changes (see tell)
         #: job changes not yet told to the builder (None: forget the job), in the order
         #: of their last change; told just before the builder is asked for a snapshot
         self.untold: dict[str, Job | None] = {}
         self.waiting: dict[str, JobRun] = {}  # the pending jobs
         #: free GPUs indexed for placement, for cycles whose only pending job is plain
-        #: (see lone_start); None where the setting is not plain (core.strict.plain_body)
-        self.free: FreeIndex | None = None
-        if fast_path and on_cycle is None and not check and \
-                policy.placement in PLACEMENTS and plain_body(
-                    projects=projects, qos=qos, reservations=len(reservations),
-                    grants=bool(meter.kept)):
-            self.free = FreeIndex(cluster, first_fit=policy.placement == "first-fit")
+        #: (see lone_start); None without ``fast_path`` (see simulate)
+        self.free: FreeIndex | None = FreeIndex(
+            cluster, first_fit=policy.placement == "first-fit") if fast_path else None
         self.records: list[JobRecord] = []
         self.dropped: Counter[str] = Counter()
         self.ledger = UsageLedger()
@@ -569,9 +565,11 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
     cycle (see :data:`CycleHook`). ``carry_plans`` passes each cycle's plans to the next,
     which reuses those it can prove unchanged (:mod:`gefion.core.carry`); False plans
     afresh every cycle, with the same results (a test holds the two to it).
-    ``fast_path``: under strict FIFO on plain jobs, keep the core's cycle between cycles
-    (:mod:`gefion.twin.fastpath`), with the same result; False always builds a snapshot
-    and runs ``run_cycle`` (tests compare the two).
+    ``fast_path``: where the setting is plain (no hook, no invariant checks,
+    :func:`gefion.core.strict.plain_body`), decide from state kept between cycles — strict
+    FIFO without snapshots (:mod:`gefion.twin.fastpath`), a lone pending job from the index
+    of free GPUs — with the same result; False always builds a snapshot and runs
+    ``run_cycle`` (tests compare the two).
     """
     if max_events is not None and max_events < 1:
         raise InputError(f"must be >= 1, got {max_events}", field="max_events")
@@ -582,19 +580,21 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
     table = dict(qos) if qos is not None else dict(TWIN_QOS)
     meter = GrantMeter(grants, projects, usage_gpu_s)
     booked = tuple(reservations)
+    # State kept between cycles: only where nobody reads a cycle's snapshot or reasons,
+    # and the setting lets a plain job's start depend on the free GPUs alone.
+    kept = fast_path and on_cycle is None and not check_invariants and \
+        policy.placement in PLACEMENTS and plain_body(
+            projects=projects, qos=table, reservations=len(booked), grants=bool(meter.kept))
     engine_class = _Engine
-    if fast_path:
-        from gefion.twin.fastpath import StrictEngine, strict_run_applies  # it imports us
+    if kept and failures is None and strict_policy(policy):
+        from gefion.twin.fastpath import StrictEngine  # it imports this module
 
-        if strict_run_applies(policy, projects=projects, qos=table,
-                              reservations=booked, meter=meter, failures=failures,
-                              check=check_invariants, on_cycle=on_cycle):
-            engine_class = StrictEngine
+        engine_class = StrictEngine
     engine = engine_class(trace, cluster, policy, seed=seed, reservations=booked,
                           projects=projects, qos=table, failures=failures, power=power,
                           resume=resume, check=check_invariants,
                           sample_every_s=max(0.0, sample_every_s), meter=meter,
-                          on_cycle=on_cycle, carry_plans=carry_plans, fast_path=fast_path)
+                          on_cycle=on_cycle, carry_plans=carry_plans, fast_path=kept)
     engine.run(progress, max_events)
     return engine.result(_load_of(trace) if load is None else load,
                          time.perf_counter() - began)

@@ -9,35 +9,19 @@ test compares the two on random workloads and on the Philly week.
 
 What it leaves out is what such a run never has: preemptions, requeues, node failures,
 reservation windows, grants, the cycle hook and invariant checks. ``simulate`` chooses it
-only when none of those is asked for (:func:`strict_run_applies`). Jobs are kept as
-light records (:class:`StrictRun`), not as the core's ``Job`` and ``JobSpec`` objects:
-the scheduler reads only their shape and order here.
+only when none of those is asked for. Jobs are kept as light records (:class:`StrictRun`),
+not as the core's ``Job`` and ``JobSpec`` objects: the scheduler reads only their shape and
+order here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from gefion.core.jobs import JobState, Shape
-from gefion.core.policies.base import Policy
-from gefion.core.reservations import Reservation
-from gefion.core.strict import StrictQueue, strict_applies
-from gefion.core.tenancy import QOS, Project
+from gefion.core.strict import StrictQueue
 from gefion.twin.engine import _END, _TIMEOUT, _Engine
-from gefion.twin.metering import GrantMeter
 from gefion.twin.result import JobRecord
 from gefion.twin.specs import UNASSIGNED_PROJECT, drop_reason, job_spec
 from gefion.twin.traces.model import TraceJob
-
-
-def strict_run_applies(policy: Policy, *, projects: Mapping[str, Project],
-                       qos: Mapping[str, QOS], reservations: tuple[Reservation, ...],
-                       meter: GrantMeter, failures: object, check: bool,
-                       on_cycle: object) -> bool:
-    """Whether a run may use :class:`StrictEngine` and get the general engine's result."""
-    return (failures is None and not check and on_cycle is None
-            and strict_applies(policy, projects=projects, qos=qos,
-                               reservations=len(reservations), grants=bool(meter.kept)))
 
 
 class StrictRun:
@@ -59,8 +43,8 @@ class StrictEngine(_Engine):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.free = None  # the queue keeps its own index of free GPUs
-        self.queue = StrictQueue(self.cluster, first_fit=self.policy.placement == "first-fit")
+        assert self.free is not None, "simulate chooses this engine only on the fast path"
+        self.queue = StrictQueue(self.free)
         self.strict: dict[str, StrictRun] = {}  # the active jobs
         self.shapes: dict[int, tuple[Shape | None, str, bool]] = {}  # by GPUs asked
 
