@@ -20,6 +20,13 @@ if os.environ.get("CI"):
 GefionRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``early`` (the few that take minutes) run first: with parallel workers
+    (scripts/test runs pytest-xdist), one worker takes each of them at once and the others
+    share the rest meanwhile, instead of the run waiting on one at its end."""
+    items.sort(key=lambda item: item.get_closest_marker("early") is None)  # stable
+
+
 @pytest.fixture
 def run_gefion() -> GefionRunner:
     """Run the real ``gefion`` command in a child process, as a user's shell would.

@@ -185,6 +185,28 @@ def test_a_running_jobs_nodes_are_outlined_on_hover_and_on_click(page: Page,
     expect(outlined).to_have_count(0)  # the job ended: nothing left to outline
 
 
+def test_an_outline_goes_when_the_pointer_leaves_after_a_refresh(page: Page,
+                                                                 portal: Portal) -> None:
+    first = portal.submit("sleep 60", "--gpus=8", name="pointed-at")
+    portal.wait(first, lambda j: j["state"] == "RUNNING")
+    live(page, "/machine")
+    button = page.locator(f'#jobs button[data-job="{first}"]')
+    button.hover()
+    pointed = button.element_handle()
+    outlined = page.locator("button.node.highlight")
+    expect(outlined).to_have_count(1)
+    second = portal.submit("sleep 60", "--gpus=8", name="redraws-the-list")
+    expect(page.locator(f'#jobs button[data-job="{second}"]')).to_have_count(1)  # refreshed
+    # The button under the pointer is the same element: one replaced under it never hears
+    # the pointer leave (when the pointer moves before the browser re-hovers), and its
+    # outline stayed.
+    assert pointed.evaluate("b => b.isConnected")
+    page.mouse.move(0, 0)
+    expect(outlined).to_have_count(0)
+    for job_id in (first, second):
+        portal.http.post(f"/v1/jobs/{job_id}/cancel")
+
+
 def test_an_operator_drains_a_node_and_the_machine_page_shows_it(page: Page) -> None:
     machine = page
     live(machine, "/machine")

@@ -3,7 +3,8 @@
 All ten ITP clusters merged (69,351 jobs) at load 1.0, through the very engine and cycle of
 ``gefion twin run``: every job ends (none dropped, none left pending), nothing is lost, and
 the policies differ where they should (strict FIFO waits longest). The four runs go two at a
-time in worker processes, as ``gefion twin compare`` runs them.
+time in worker processes, as ``gefion twin compare`` runs them, the longest (``gefion``)
+first so that the other three share the second worker meanwhile.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from gefion.twin.compare import make_grid, run_grid
 from gefion.twin.run import RunOptions
 
 ITP_JOBS = 69_351
-POLICIES = ("fifo", "fifo-backfill", "las", "gefion")
+POLICIES = ("gefion", "las", "fifo-backfill", "fifo")  # longest first
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.early]
 
 
 def test_every_policy_runs_the_full_itp_trace_to_completion() -> None:

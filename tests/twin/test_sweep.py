@@ -57,6 +57,7 @@ def serial(traces: dict[str, Path]) -> list[dict[str, Any]]:
 
 # -- the acceptance test: a local Ray gives the runs alone ----------------------------------------
 
+@pytest.mark.early
 def test_a_local_sweep_gives_the_json_of_serial_runs(tmp_path: Path) -> None:
     trace = small_csv(tmp_path)
     out, report = tmp_path / "sweep.json", tmp_path / "report"
@@ -106,6 +107,7 @@ def test_a_local_sweep_gives_the_json_of_serial_runs(tmp_path: Path) -> None:
 
 # -- a real 2-node cluster -------------------------------------------------------------------------
 
+@pytest.mark.early
 def test_a_sweep_on_a_two_node_cluster_uses_both_nodes(tmp_path: Path) -> None:
     traces = {"small.csv": small_csv(tmp_path), "other.csv": tmp_path / "other.csv"}
     traces["other.csv"].write_text(OTHER_CSV)

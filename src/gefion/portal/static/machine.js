@@ -96,17 +96,37 @@ function jobButton(job) {
     onmouseleave: () => { pointedJob = null; highlight(); },
     onfocus: () => { pointedJob = id; highlight(); },
     onblur: () => { pointedJob = null; highlight(); },
-  }, `${id} · ${job.name} · ${job.user} · ${job.nodelist.length} node${job.nodelist.length === 1 ? '' : 's'}`);
+  }, jobText(job));
 }
 
+function jobText(job) {
+  return `${job.id} · ${job.name} · ${job.user} · ${job.nodelist.length} node${job.nodelist.length === 1 ? '' : 's'}`;
+}
+
+// The buttons of jobs still running stay in the document from one refresh to the next: a
+// button replaced under the pointer never hears the pointer leave, so its outline would stay.
 function listJobs() {
+  if (!jobs.some((j) => j.id === pointedJob)) pointedJob = null;
   if (!jobs.length) {
     jobsList.replaceChildren(el('li', {}, 'No job is running.'));
     return;
   }
-  const focused = document.activeElement?.dataset?.job;
-  jobsList.replaceChildren(...jobs.map((job) => el('li', {}, jobButton(job))));
-  if (focused) jobsList.querySelector(`button[data-job="${focused}"]`)?.focus();
+  const shown = new Map();
+  for (const button of jobsList.querySelectorAll('button[data-job]')) {
+    shown.set(Number(button.dataset.job), button.parentElement);
+  }
+  const items = jobs.map((job) => {
+    const item = shown.get(job.id);
+    if (!item) return el('li', {}, jobButton(job));
+    const text = jobText(job);
+    if (item.firstChild.textContent !== text) item.firstChild.textContent = text;
+    return item;
+  });
+  const keep = new Set(items);
+  for (const child of [...jobsList.children]) if (!keep.has(child)) child.remove();
+  items.forEach((item, k) => {
+    if (jobsList.children[k] !== item) jobsList.insertBefore(item, jobsList.children[k] ?? null);
+  });
 }
 
 function chooseNode(name) {
