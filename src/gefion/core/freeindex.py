@@ -14,14 +14,14 @@ itself. Bodies keep one beside their cycle (:mod:`gefion.core.strict`, the twin'
 from __future__ import annotations
 
 import bisect
-from itertools import accumulate
 
 import numpy as np
 
 from gefion.core.placement import IntArray, choose_nodes
 from gefion.core.topology import Cluster
 
-#: Up to this many (unit, free count) candidates are compared one by one; more, as tables.
+#: Up to this many (unit, free count) candidates are compared one by one; more, from the
+#: buckets (best fit) or a table (first fit).
 _SHORT = 8
 
 
@@ -49,15 +49,22 @@ class FreeIndex:
         self._hist = [0] * (top + 1)
         self._unit_hist = [[0] * (top + 1) for _ in range(n_units)]
         self._units_at: list[set[int]] = [set() for _ in range(top + 1)]
+        # Per unit, how many up nodes have g GPUs free or more (its usable nodes for a job
+        # of g per node); per g, the units by that count (``_by_ge[g][k]``; a unit with none
+        # is in no bucket): the best fit's tie-break among many equally full units, without
+        # a pass over them.
+        self._ge_u = [[0] * (top + 1) for _ in range(n_units)]
+        most = max(np.bincount(units, minlength=1).tolist()) if len(units) else 0
+        self._by_ge: list[list[set[int]]] = [[set() for _ in range(most + 1)]
+                                             for _ in range(top + 1)]
         for n, (f, u) in enumerate(zip(self._free, self._unit_of, strict=True)):
             if self._up[n]:
                 self._enter(n, u, f)
-        # The same as tables over all units, for ties among many units: per unit, the
-        # lowest node with f GPUs free (``_none`` if none) and how many up nodes have g or
-        # more; rows of the units changed since are brought up to date when asked.
+        # For first fit among many units, tables over all units: per unit, the lowest node
+        # with f GPUs free (``_none`` if none); rows of the units changed since are
+        # brought up to date when asked.
         self._none = len(self._free)
         self._lowest = np.full((n_units, top + 1), self._none, dtype=np.int64)
-        self._ge = np.zeros((n_units, top + 1), dtype=np.int64)
         self._stale: set[int] = set(range(n_units))
 
     @property
@@ -71,6 +78,7 @@ class FreeIndex:
         self._hist[f] += 1
         self._unit_hist[u][f] += 1
         self._units_at[f].add(u)
+        self._usable(u, 0, f + 1, 1)
 
     def _leave(self, n: int, u: int, f: int) -> None:
         self._at[u][f].remove(n)
@@ -78,15 +86,41 @@ class FreeIndex:
         self._unit_hist[u][f] -= 1
         if not self._unit_hist[u][f]:
             self._units_at[f].discard(u)
+        self._usable(u, 0, f + 1, -1)
+
+    def _usable(self, u: int, lo: int, hi: int, step: int) -> None:
+        """Unit ``u`` has ``step`` more usable nodes for jobs of ``lo`` to ``hi - 1`` GPUs
+        per node: move it between the ``_by_ge`` buckets."""
+        ge, by_ge = self._ge_u[u], self._by_ge
+        for g in range(lo, hi):
+            k = ge[g]
+            if k:
+                by_ge[g][k].discard(u)
+            ge[g] = k = k + step
+            if k:
+                by_ge[g][k].add(u)
 
     def change(self, n: int, gpus: int) -> None:
         """``gpus`` more (negative: fewer) free GPUs on node ``n`` (none if it is not up)."""
-        if self._up[n]:
+        if self._up[n]:  # _leave and _enter, inline: this runs for every node of every run
             u, f = self._unit_of[n], self._free[n]
-            self._leave(n, u, f)
-            self._free[n] = self._free_np[n] = f + gpus
-            self._enter(n, u, f + gpus)
+            at, hist, unit_hist = self._at[u], self._hist, self._unit_hist[u]
+            at[f].remove(n)
+            hist[f] -= 1
+            unit_hist[f] -= 1
+            if not unit_hist[f]:
+                self._units_at[f].discard(u)
+            new = f + gpus
+            self._free[n] = self._free_np[n] = new
+            bisect.insort(at[new], n)
+            hist[new] += 1
+            unit_hist[new] += 1
+            self._units_at[new].add(u)
             self._stale.add(u)
+            if gpus > 0:  # usable now for jobs of f + 1 to new GPUs per node
+                self._usable(u, f + 1, new + 1, 1)
+            elif gpus < 0:
+                self._usable(u, new + 1, f + 1, -1)
 
     def set_up(self, n: int, up: bool) -> None:
         """Node ``n`` comes back (with all its GPUs free) or goes out of service (it must
@@ -103,14 +137,13 @@ class FreeIndex:
             self._free[n] = self._free_np[n] = 0
         self._stale.add(self._unit_of[n])
 
-    def _tables(self) -> tuple[IntArray, IntArray]:
-        """``_lowest`` and ``_ge``, up to date."""
+    def _lowest_table(self) -> IntArray:
+        """``_lowest``, up to date."""
         none = self._none
         for u in self._stale:
-            self._ge[u] = list(accumulate(self._unit_hist[u][::-1]))[::-1]
             self._lowest[u] = [nodes[0] if nodes else none for nodes in self._at[u]]
         self._stale.clear()
-        return self._lowest, self._ge
+        return self._lowest
 
     # -- placement now -----------------------------------------------------------------
     def usable(self, g: int) -> int:
@@ -131,19 +164,27 @@ class FreeIndex:
             if sum(len(units) for units in levels) <= _SHORT:
                 return [min(self._at[u][f][0] for f, units in enumerate(levels, g)
                             for u in units)]
-            return [int(self._tables()[0][:, g:].min())]
-        f = next(f for f in range(g, self._top + 1) if self._hist[f])  # the fullest
+            return [int(self._lowest_table()[:, g:].min())]
+        hist = self._hist
+        f = g  # the fullest: the fewest GPUs free, g or more
+        while not hist[f]:
+            f += 1
         units = self._units_at[f]
         if len(units) == 1:
             (u,) = units
             return [self._at[u][f][0]]
         # Among equally full nodes: the unit with the fewest usable nodes, then the lowest
         # node index (choose_nodes' _fullest_node).
+        at, ge = self._at, self._ge_u
         if len(units) <= _SHORT:
-            hist = self._unit_hist
-            return [min((sum(hist[u][g:]), self._at[u][f][0]) for u in units)[1]]
-        lowest_all, ge = self._tables()
-        lowest = lowest_all[:, f]
-        key = np.where(lowest < self._none, ge[:, g] * (self._none + 1) + lowest,
-                       np.iinfo(np.int64).max)
-        return [int(lowest[int(np.argmin(key))])]
+            return [min((ge[u][g], at[u][f][0]) for u in units)[1]]
+        # The fewest usable nodes first: the units of each count k in turn, until one of
+        # them has a node with f GPUs free.
+        for k, by_k in enumerate(self._by_ge[g]):
+            if len(by_k) <= len(units):
+                lows = [at[u][f][0] for u in by_k if u in units]
+            else:
+                lows = [at[u][f][0] for u in units if ge[u][g] == k]
+            if lows:
+                return [min(lows)]
+        raise AssertionError("a unit with a node of f free GPUs has usable nodes")

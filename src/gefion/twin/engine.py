@@ -48,7 +48,7 @@ from gefion.core.errors import InputError
 from gefion.core.freeindex import FreeIndex
 from gefion.core.grants import grant_balances
 from gefion.core.invariants import assert_invariants
-from gefion.core.jobs import Job, JobSpec, JobState, check_transition
+from gefion.core.jobs import Job, JobSpec, JobState, Shape, check_transition
 from gefion.core.policies.base import PLACEMENTS, Policy
 from gefion.core.reservations import Reservation
 from gefion.core.snapshot import Snapshot
@@ -132,10 +132,12 @@ class _Engine:
         self.free: FreeIndex | None = FreeIndex(
             cluster, first_fit=policy.placement == "first-fit") if fast_path else None
         self.records: list[JobRecord] = []
+        self.specs: dict[tuple[object, ...], tuple[JobSpec, Shape | None, str, bool]] = {}
         self.dropped: Counter[str] = Counter()
         self.ledger = UsageLedger()
         self.charger = UsageCharger()  # fed only when the policy orders by fair share
-        self.shares: FairShare | None = None  # fair-share factors, recomputed every period
+        #: fair-share factors of ``ledger`` as of ``shares_at``, recomputed every period
+        self.shares: FairShare | None = None
         self.shares_at = -math.inf
         self.rng = np.random.default_rng(seed)
         self.preemptions = self.cycles = self.skipped = self.rounded = 0
@@ -156,8 +158,13 @@ class _Engine:
         heapq.heappush(self.heap, (t, next(self.seq), kind, key, token))
 
     def arrive(self, tj: TraceJob, now: float) -> bool:
-        spec, shape, why, rounded = job_spec(tj, self.cluster, self.qos,
-                                             node_gpus=self.state.whole_gpn)
+        # Specs are immutable and many jobs ask alike: one spec per distinct request.
+        key = (tj.gpus, tj.time_limit_s, tj.project, tj.user, tj.qos)
+        made = self.specs.get(key)
+        if made is None:
+            made = self.specs[key] = job_spec(tj, self.cluster, self.qos,
+                                              node_gpus=self.state.whole_gpn)
+        spec, shape, why, rounded = made
         if shape is None:
             self.dropped[drop_reason(why)] += 1
             return False
@@ -188,10 +195,11 @@ class _Engine:
         self.untold.clear()
         return builder
 
-    def start(self, job_id: str, placement: tuple[tuple[str, int], ...], now: float) -> None:
+    def start(self, job_id: str, placement: tuple[tuple[int, int], ...], now: float) -> None:
+        """Start ``job_id`` with ``placement``'s GPUs on each node (by index)."""
         run = self.active[job_id]
         check_transition(run.job.state, JobState.RUNNING)
-        alloc, job_w = self.state.allocate(job_id, placement, run.shape)
+        alloc, job_w = self.state.allocate_at(job_id, placement, run.shape)
         run.alloc, run.job_w = alloc, job_w
         if self.free is not None:
             for n, idx in alloc:
@@ -349,13 +357,15 @@ class _Engine:
     # -- the cycle ----------------------------------------------------------------------
     def cycle(self, now: float) -> int:
         """Run the core's cycle at ``now`` and carry out its decisions; the starts made."""
-        if self.shares is None or (self.policy.uses_fairshare
-                                   and now - self.shares_at >= PRIORITY_CALC_PERIOD_S):
+        if self.shares_at == -math.inf or (self.policy.uses_fairshare
+                                           and now - self.shares_at >= PRIORITY_CALC_PERIOD_S):
             self.ledger = self.charger.charge_into(self.ledger, now)
-            self.shares = fairshare(self.projects, self.ledger, now, rows=False)
+            self.shares = None  # the factors of this ledger, made when a snapshot needs them
             self.shares_at = now
         if self.free is not None and len(self.waiting) == 1 and self.lone_start(now):
             return 1
+        if self.shares is None:
+            self.shares = fairshare(self.projects, self.ledger, self.shares_at, rows=False)
         meter = self.meter
         snapshot = self.told().build(
             now, reservations=self.reservations, projects=self.projects,
@@ -372,8 +382,9 @@ class _Engine:
             meter.observe(result, snapshot.grant_left_gpu_s, self._project_of)
         if self.on_cycle is not None:
             self.on_cycle(snapshot, result)
+        index = self.state.index
         for s in result.starts:
-            self.start(s.job_id, s.placement.nodes, now)
+            self.start(s.job_id, tuple((index[name], g) for name, g in s.placement.nodes), now)
         for p in result.preemptions:
             run = self.active.get(p.job_id)
             if run is None or run.job.state is not JobState.RUNNING or run.stopping:
@@ -397,8 +408,7 @@ class _Engine:
             return False
         self.cycles += 1
         self.barrier = self.carry = None  # all started; the plans of before are gone
-        names = self.state.names
-        self.start(run.job.id, tuple((names[n], shape.gpus_per_node) for n in nodes), now)
+        self.start(run.job.id, tuple((n, shape.gpus_per_node) for n in nodes), now)
         return True
 
     def _project_of(self, job_id: str) -> str:

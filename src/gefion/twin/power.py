@@ -127,7 +127,12 @@ class PowerMeter:
     @property
     def watts(self) -> float:
         """The cluster's draw now, watts."""
-        if self._watts is None:
-            self._watts = sum(k * self._idle_w[c] for c, k in self.powered.items()) + \
-                sum(k * self._delta_w[c] for c, k in self.allocated.items())
-        return self._watts
+        watts = self._watts
+        if watts is None:  # sum() of each part, as loops: this runs after every change
+            idle = busy = 0.0
+            for c, k in self.powered.items():
+                idle += k * self._idle_w[c]
+            for c, k in self.allocated.items():
+                busy += k * self._delta_w[c]
+            watts = self._watts = idle + busy
+        return watts

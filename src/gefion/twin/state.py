@@ -49,6 +49,8 @@ class ClusterState:
         self.pending_shapes: Counter[tuple[int, int]] = Counter()
         self.last_t: float | None = None
         self.allocated_gpu_s = self.stranded_gpu_s = self.energy_j = 0.0
+        #: allocated GPUs, stranded GPUs and watts at the last sample (see advance)
+        self.rates: tuple[int, int, float] = (0, 0, 0.0)
         self.sample_every_s = sample_every_s
         self.log = SampleLog(sample_every_s)
 
@@ -165,17 +167,23 @@ class ClusterState:
 
     # -- time ---------------------------------------------------------------------------
     def advance(self, now: float) -> None:
-        """Integrate allocation, stranded GPUs and energy up to ``now``."""
+        """Integrate allocation, stranded GPUs and energy up to ``now``, at the rates of the
+        last :meth:`sample` (the engine samples after every change, before time moves on)."""
         if self.last_t is not None and now > self.last_t:
             dt = now - self.last_t
-            self.allocated_gpu_s += self.allocated * dt
-            self.stranded_gpu_s += self.stranded * dt
-            self.energy_j += self.power_w * dt
+            allocated, stranded, watts = self.rates
+            self.allocated_gpu_s += allocated * dt
+            self.stranded_gpu_s += stranded * dt
+            self.energy_j += watts * dt
         self.last_t = now
 
     def sample(self, now: float) -> None:
-        self.log.add(now, self.allocated, self.pending_count, self.pending_gpus,
-                     self.stranded, self.power_w)
+        """Log the state at ``now``; its rates hold until the next :meth:`advance`."""
+        stranded = self.partial_free if self.pending_whole else 0
+        watts = self.meter.watts
+        self.rates = (self.allocated, stranded, watts)
+        self.log.add(now, self.allocated, self.pending_count, self.pending_gpus, stranded,
+                     watts)
 
     def check(self, runs: Iterable[JobRun]) -> None:
         """The engine's own invariants: no GPU index twice, gangs whole, counts agree."""
