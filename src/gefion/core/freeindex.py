@@ -155,7 +155,11 @@ class FreeIndex:
         if self.usable(g) < count:
             return None
         if count > 1:
-            free = self._free_np
+            if not self.first_fit:
+                nodes = self._gang_in_one_unit(count, g)
+                if nodes is not None:
+                    return nodes
+            free = self._free_np  # first fit, or no unit holds the gang: spanning units
             nodes = choose_nodes(np.flatnonzero(self._up_np & (free >= g)), free, count,
                                  self._units, self._unit_count, first_fit=self.first_fit)
             return None if nodes is None else nodes.tolist()
@@ -188,3 +192,20 @@ class FreeIndex:
             if lows:
                 return [min(lows)]
         raise AssertionError("a unit with a node of f free GPUs has usable nodes")
+
+    def _gang_in_one_unit(self, count: int, g: int) -> list[int] | None:
+        """Best fit for a gang that one unit can hold (``choose_nodes``): the unit with the
+        fewest usable nodes that still suffice (lowest index on ties), and in it the
+        ``count`` nodes with the fewest free GPUs (lowest index on ties); None if no unit
+        holds it."""
+        by_ge = self._by_ge[g]
+        for k in range(count, len(by_ge)):
+            if by_ge[k]:
+                at = self._at[min(by_ge[k])]
+                nodes: list[int] = []
+                for f in range(g, self._top + 1):
+                    nodes.extend(at[f][:count - len(nodes)])
+                    if len(nodes) == count:
+                        return sorted(nodes)
+        return None
+
