@@ -156,9 +156,9 @@ class FreeIndex:
             return None
         if count > 1:
             if not self.first_fit:
-                nodes = self._gang_in_one_unit(count, g)
-                if nodes is not None:
-                    return nodes
+                in_one = self._gang_in_one_unit(count, g)
+                if in_one is not None:
+                    return in_one
             free = self._free_np  # first fit, or no unit holds the gang: spanning units
             nodes = choose_nodes(np.flatnonzero(self._up_np & (free >= g)), free, count,
                                  self._units, self._unit_count, first_fit=self.first_fit)
