@@ -35,7 +35,7 @@ from gefion.controller.accounting import BURN_WINDOW_S, Accounting
 from gefion.core.grants import grant_balances
 from gefion.core.jobs import JobState
 from gefion.core.reservations import Reservation
-from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
+from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project, qos_named
 from gefion.core.usage import DEFAULT_HALF_LIFE_S, FairShare, UsageLedger, fairshare
 from gefion.store import EventKind, EventRow, JobRow
 
@@ -73,7 +73,7 @@ class TenancyTables:
 
     def qos_of(self, name: str) -> QOS:
         """As the core's ``Snapshot.qos_of``: an unknown QOS is ``normal``."""
-        return self.qos.get(name) or self.qos.get("normal") or DEFAULT_QOS["normal"]
+        return qos_named(self.qos, name)
 
 
 def fallback_problem(tables: TenancyTables, name: str) -> str | None:

@@ -38,7 +38,7 @@ from gefion.core.snapshot import (
     Snapshot,
     resolve_shape,
 )
-from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
+from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project, qos_named
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
 
@@ -259,8 +259,8 @@ class SnapshotBuilder:
     # -- running ------------------------------------------------------------------------
     def _add_running(self, job: Job) -> None:
         cluster = self._cluster
-        q = self._qos.get(job.spec.qos) or self._qos.get("normal") or DEFAULT_QOS["normal"]
-        preemptible = q.preemptible if job.spec.preemptible is None else job.spec.preemptible
+        q = qos_named(self._qos, job.spec.qos)
+        preemptible = q.lets_evict(job.spec.preemptible)
         alloc = tuple(sorted((cluster.index_of(n), len(g)) for n, g in job.allocation))
         start = job.start_s if job.start_s is not None else job.submit_s
         run = RunningJob(

@@ -84,7 +84,7 @@ class _Cycle:
     """The working state of one cycle. Built, run once, dropped."""
 
     def __init__(self, snapshot: Snapshot, now: float, policy: Policy,
-                 carry: PlanCarry | None = None) -> None:
+                 carry: PlanCarry | None = None, etas: bool = True) -> None:
         self.snap = snapshot
         self.now = now
         self.policy = policy
@@ -158,6 +158,12 @@ class _Cycle:
         self.made: list[Plan] = []
         self.made_set: set[Plan] = set()
         self.carried: dict[str, CarriedPlan] = {}
+        # Without ETAs, a plan is made only while a job behind it may start now (see
+        # _plan_matters); ``hopeless`` once none may.
+        self.etas = etas
+        self.hopeless = False
+        self.order: list[int] = []
+        self._hope: tuple[int, int] | None = None  # (starts when computed, last hopeful rank)
 
     # -- bookkeeping --------------------------------------------------------------------
     def _count(self, project: str, user: str, qos: str, gpus: int) -> None:
@@ -331,11 +337,13 @@ class _Cycle:
         table = policy.priorities(snap, self.now)  # phase 2
         order = list(range(len(snap.pending))) if table.in_snapshot_order else \
             np.lexsort((np.arange(len(snap.pending)), -table.priority)).tolist()
+        self.order = order
         depth = policy.depth
         held = self._held_runs(order)
         rank, n = 0, len(order)
         while rank < n:
-            if self.blocked_any and depth is not None and self.plans >= depth:
+            if self.blocked_any and (self.hopeless or (depth is not None
+                                                       and self.plans >= depth)):
                 self._bulk(order, rank)  # nothing more to plan: decide the rest in bulk
                 break
             end = held.get(rank)
@@ -398,7 +406,8 @@ class _Cycle:
                 self.barrier = (job.id, count, g)  # every job ahead of it started
         self.blocked_any = True
         planned_start = None
-        if policy.depth is None or self.plans < policy.depth:  # phase 4: plan it
+        if (policy.depth is None or self.plans < policy.depth) and \
+                (self.etas or self._plan_matters(rank)):  # phase 4: plan it
             req = self._request(job)
             fit = self._carried_fit(job.id, key, req, float(d)) or earliest_fit(
                 avail, req, self.node_units, self.unit_count,
@@ -416,6 +425,34 @@ class _Cycle:
         if self.preempt and reason in _PREEMPT_FOR:
             self.blocked.append((rank, i, len(verdicts)))
         verdicts.append(Verdict(job.id, reason, planned_start))
+
+    def _plan_matters(self, rank: int) -> bool:
+        """Whether a plan for the job at ``rank`` can change a decision of this cycle: some
+        job behind it may still start now, or preempt. (Without ETAs nothing else reads
+        it.) A plain job that does not find enough nodes with its GPUs free now cannot
+        start, and capacity only shrinks within a cycle, so once no job behind may, none
+        will: the cycle is ``hopeless`` and decides the rest in bulk."""
+        if self.preempt:
+            return True  # phase 5 reads the plans
+        if not self.policy.backfill:
+            self.hopeless = True  # nobody passes a waiting job
+            return False
+        hope = self._hope
+        if hope is None or hope[0] != len(self.starts):  # capacity changed: look again
+            cols = pending_columns(self.snap)
+            order = np.asarray(self.order, dtype=np.int64)
+            top = self.avail.max_gpus
+            count_ge = np.array([self.avail.count_ge(x) for x in range(top + 1)] + [0])
+            g = np.minimum(cols.gpus_per_node[order], top + 1)
+            may = (count_ge[g] >= cols.nodes[order]) | ~cols.plain[order]
+            may &= ~cols.held[order]
+            hopeful = np.flatnonzero(may)
+            hope = self._hope = (len(self.starts),
+                                 int(hopeful[-1]) if len(hopeful) else -1)
+        if hope[1] > rank:
+            return True
+        self.hopeless = True
+        return False
 
     def _carried_fit(self, job_id: str, key: tuple[object, ...], req: Request,
                      d: float) -> Fit | None:
@@ -583,8 +620,14 @@ class _Cycle:
 
 
 def run_cycle(snapshot: Snapshot, now: float, policy: Policy, *,
-              carry: PlanCarry | None = None) -> CycleResult:
+              carry: PlanCarry | None = None, etas: bool = True) -> CycleResult:
     """Run one scheduling cycle over ``snapshot`` at time ``now`` (seconds). ``carry``: the
     last cycle's ``CycleResult.carry`` (same builder), whose plans are reused where they are
-    provably what the search would find (carry.py): the result is the same either way."""
-    return _Cycle(snapshot, now, policy, carry).run()
+    provably what the search would find (carry.py): the result is the same either way.
+
+    ``etas=False`` is for a body that reads only the starts and preemptions (the twin): a
+    waiting job is planned only while a job behind it may still start now, or when
+    preemption is possible — all that the decisions depend on — so the starts and
+    preemptions are those of a full cycle, but jobs behind the last one that may start get
+    no planned start (``planned_start_s`` None, nothing in ``planned``)."""
+    return _Cycle(snapshot, now, policy, carry, etas).run()

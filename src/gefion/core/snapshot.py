@@ -15,7 +15,7 @@ from typing import Any
 from gefion.core.errors import GefionError
 from gefion.core.jobs import Job, JobSpec, JobState, Shape
 from gefion.core.reservations import Reservation
-from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
+from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project, qos_named
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger
 
@@ -70,8 +70,7 @@ class Snapshot:
     as_of_s: float = 0.0
 
     def qos_of(self, name: str) -> QOS:
-        q = self.qos.get(name)
-        return q if q is not None else self.qos.get("normal", DEFAULT_QOS["normal"])
+        return qos_named(self.qos, name)
 
 
 def resolve_shape(spec: JobSpec, cluster: Cluster) -> tuple[Shape | None, str]:

@@ -6,6 +6,7 @@ as people speak of them, GPU-seconds inside the core (``gpu_hours * 3600``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gefion.core.errors import SpecError
@@ -45,12 +46,26 @@ class QOS:
     def requeues(self) -> bool:
         return self.preemptible if self.requeue is None else self.requeue
 
+    def lets_evict(self, own: bool | None) -> bool:
+        """Whether a job of this QOS may be evicted; ``own``: the job's own word
+        (``JobSpec.preemptible``), None to leave it to the QOS."""
+        return self.preemptible if own is None else own
+
 
 DEFAULT_QOS: dict[str, QOS] = {
     "normal": QOS("normal", priority=10),
     "high": QOS("high", priority=100, preempts=frozenset({"scavenger"})),
     "scavenger": QOS("scavenger", priority=0, preemptible=True, usage_factor=0.0, grace_s=30),
 }
+
+
+def qos_named(table: Mapping[str, QOS], name: str) -> QOS:
+    """QOS ``name`` of ``table``; an unknown name is ``normal`` (the table's, else the
+    default one)."""
+    q = table.get(name)
+    if q is None:
+        q = table.get("normal") or DEFAULT_QOS["normal"]
+    return q
 
 
 @dataclass(frozen=True, slots=True)

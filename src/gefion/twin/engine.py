@@ -16,11 +16,13 @@ builds a snapshot with the core's one builder and calls the core's one cycle
 (``SnapshotBuilder.build`` → ``run_cycle``) and carries out its decisions: starts on the nodes the
 cycle chose (GPU indices lowest first), preemptions (the victim stops after its grace period
 and is requeued, or cancelled if not requeueable). There is no tick and no scheduling logic
-here. One shortcut, exact: when the policy cannot preempt (or nothing runs) and no pending
-job's shape fits the free GPUs at all, the cycle could decide nothing, so it is not called
-(``SimResult.cycles_skipped``); under a strict policy the core names the head of the queue
-that holds everyone back (``CycleResult.barrier``), and while it does not fit, nothing can
-start.
+here. One shortcut, exact: when nothing can be preempted (the policy does not preempt,
+nothing runs, or the policy evicts only jobs marked preemptible and none of those runs) and
+no pending job's shape fits the free GPUs at all, the cycle could decide nothing, so it is
+not called (``SimResult.cycles_skipped``); under a strict policy the core names the head of
+the queue that holds everyone back (``CycleResult.barrier``), and while it does not fit,
+nothing can start. On this path nobody reads a cycle's ETAs, so the cycle plans only what
+its decisions depend on (``run_cycle(..., etas=False)``).
 
 The scheduler never sees a true runtime: a job's :class:`~gefion.core.jobs.JobSpec` carries
 only its time limit. Trace jobs become specs by :func:`gefion.twin.specs.job_spec`.
@@ -53,7 +55,7 @@ from gefion.core.policies.base import PLACEMENTS, Policy
 from gefion.core.reservations import Reservation
 from gefion.core.snapshot import Snapshot
 from gefion.core.strict import plain_body, strict_policy
-from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project
+from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project, qos_named
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
 from gefion.twin.charging import UsageCharger
@@ -141,6 +143,8 @@ class _Engine:
         self.shares_at = -math.inf
         self.rng = np.random.default_rng(seed)
         self.preemptions = self.cycles = self.skipped = self.rounded = 0
+        #: running jobs that their QOS or spec lets be evicted (see may_decide)
+        self.evictable = 0
         self.failures_seen = self.failed_runs = self.events = self.repairs_pending = 0
         # window edges in the heap: of one-off reservations, and of recurring ones (which
         # never run out)
@@ -215,6 +219,7 @@ class _Engine:
             run.first_start_s = now
         run.run_start_s = now
         self.running[job_id] = run
+        self.evictable += self._evictable(job.spec)
         run.token += 1
         rate = run.shape.gpus * self._usage_factor(job.spec)
         if self.meter.kept:
@@ -246,9 +251,13 @@ class _Engine:
         if self.meter.kept:
             self.meter.stopped(run.job.id, now)
         del self.running[run.job.id]
+        self.evictable -= self._evictable(spec)
         if self.policy.uses_fairshare:
             self.charger.stopped(run.job.id, spec.project, spec.user, run.shape.gpus * factor,
                                  now)
+
+    def _evictable(self, spec: JobSpec) -> bool:
+        return qos_named(self.qos, spec.qos).lets_evict(spec.preemptible)
 
     def _usage_factor(self, spec: JobSpec) -> float:
         return self.qos[spec.qos].usage_factor if spec.qos in self.qos else 1.0
@@ -357,11 +366,6 @@ class _Engine:
     # -- the cycle ----------------------------------------------------------------------
     def cycle(self, now: float) -> int:
         """Run the core's cycle at ``now`` and carry out its decisions; the starts made."""
-        if self.shares_at == -math.inf or (self.policy.uses_fairshare
-                                           and now - self.shares_at >= PRIORITY_CALC_PERIOD_S):
-            self.ledger = self.charger.charge_into(self.ledger, now)
-            self.shares = None  # the factors of this ledger, made when a snapshot needs them
-            self.shares_at = now
         if self.free is not None and len(self.waiting) == 1 and self.lone_start(now):
             return 1
         if self.shares is None:
@@ -371,7 +375,9 @@ class _Engine:
             now, reservations=self.reservations, projects=self.projects,
             fairshare_table=self.shares, grants=meter.grants if meter.active else (),
             charged_gpu_s=meter.charged_gpu_s(now) if meter.active else None)
-        result = run_cycle(snapshot, now, self.policy, carry=self.carry)
+        # On the fast path nobody reads ETAs: plan only what the decisions depend on.
+        result = run_cycle(snapshot, now, self.policy, carry=self.carry,
+                           etas=self.free is None)
         if self.carry_plans:
             self.carry = result.carry
         self.cycles += 1
@@ -395,6 +401,17 @@ class _Engine:
             self.state.check(self.active.values())
         return len(result.starts)
 
+    def charge(self, now: float) -> None:
+        """Charge the usage so far to the ledger, on the first cycle and then (if the policy
+        orders by fair share) once a period: at every batch that changed the state while
+        jobs wait, whether or not the cycle then runs, so that skipping a cycle that could
+        decide nothing (:meth:`may_decide`) changes nothing."""
+        if self.shares_at == -math.inf or (self.policy.uses_fairshare
+                                           and now - self.shares_at >= PRIORITY_CALC_PERIOD_S):
+            self.ledger = self.charger.charge_into(self.ledger, now)
+            self.shares = None  # the factors of this ledger, made when a snapshot needs them
+            self.shares_at = now
+
     def lone_start(self, now: float) -> bool:
         """Start the only pending job where the core's cycle would, if it fits now: in a
         plain setting (core.strict.plain_body) ``run_cycle`` starts a lone plain job where
@@ -417,11 +434,14 @@ class _Engine:
 
     def may_decide(self) -> bool:
         """False only when the cycle provably decides nothing: no preemption is possible
+        (nothing runs, or the policy evicts only jobs marked preemptible and none runs)
         and no pending shape fits the free GPUs (nor a 0-GPU job) — or, under a strict
         policy, the head of the queue the last cycle named as its barrier does not fit."""
         if self.state.pending_count == 0:
             return False
-        if self.policy.preemption and self.state.running_count:
+        policy = self.policy
+        if policy.preemption and self.state.running_count and (
+                self.evictable or not policy.evicts_preemptible_only):
             return True
         if self.barrier is not None and self.barrier[0] in self.active:
             # The core's word: the head of a strict queue that does not fit holds back all.
@@ -469,6 +489,8 @@ class _Engine:
                 changed |= self.handle(kind, key, token, now)
             started = 0
             if changed:
+                if state.pending_count:
+                    self.charge(now)
                 if self.may_decide():
                     started = self.cycle(now)
                 else:

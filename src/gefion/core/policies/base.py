@@ -39,6 +39,13 @@ class Policy(Protocol):
         ...
 
     @property
+    def evicts_preemptible_only(self) -> bool:
+        """Only running jobs marked preemptible (by their QOS, or their own spec) may be
+        evicted: while none runs, the policy preempts nothing (a body may skip a cycle
+        that could only have preempted)."""
+        ...
+
+    @property
     def placement(self) -> str:
         """``best-fit`` (pack, topology-aware; the default) or ``first-fit``."""
         ...
@@ -71,6 +78,10 @@ class NoPreemption:
 
     preemption: bool = False
     requeue_victims: bool = False
+
+    @property
+    def evicts_preemptible_only(self) -> bool:
+        return True  # evicts nobody
 
     def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,
                        now: float) -> list[Hashable | None]:

@@ -24,6 +24,10 @@ class GefionPolicy:
     weights: Weights = field(default_factory=Weights)
 
     @property
+    def evicts_preemptible_only(self) -> bool:
+        return True  # victim_keys: None for jobs not marked preemptible
+
+    @property
     def uses_fairshare(self) -> bool:
         return self.weights.fairshare != 0
 

@@ -54,6 +54,10 @@ class Las:
         return self.queue_of(victim.service_gpu_s + victim.gpus * max(0.0, now - victim.start_s))
 
     @property
+    def evicts_preemptible_only(self) -> bool:
+        return False  # any job with more attained service is a victim
+
+    @property
     def uses_fairshare(self) -> bool:
         return False  # submission order / attained service
 
