@@ -20,6 +20,7 @@ look-ups, and failed fits are memoised by shape (see :class:`FailureMemo`).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Hashable
 
 import numpy as np
@@ -163,7 +164,10 @@ class _Cycle:
         self.etas = etas
         self.hopeless = False
         self.order: list[int] = []
-        self._hope: tuple[int, int] | None = None  # (starts when computed, last hopeful rank)
+        #: (starts when computed, ranks that may start: see _hopeful)
+        self._hope: tuple[int, list[int]] | None = None
+        #: (rank, end of its time limit, starts, plans) of the last job found able to start
+        self._witness: tuple[int, float, int, int] | None = None
 
     # -- bookkeeping --------------------------------------------------------------------
     def _count(self, project: str, user: str, qos: str, gpus: int) -> None:
@@ -427,16 +431,42 @@ class _Cycle:
         verdicts.append(Verdict(job.id, reason, planned_start))
 
     def _plan_matters(self, rank: int) -> bool:
-        """Whether a plan for the job at ``rank`` can change a decision of this cycle: some
-        job behind it may still start now, or preempt. (Without ETAs nothing else reads
-        it.) A plain job that does not find enough nodes with its GPUs free now cannot
-        start, and capacity only shrinks within a cycle, so once no job behind may, none
-        will: the cycle is ``hopeless`` and decides the rest in bulk."""
+        """Whether a plan for the job at ``rank`` can change a decision of this cycle.
+        (Without ETAs nothing else reads it.)
+
+        Only a job behind it that could start now, around the plans made so far, can be
+        stopped by it. Within a cycle starts and plans only take capacity away, so a job
+        that cannot start around the plans so far never will this cycle: it is tried
+        here, once (its failure goes into the memo, as its own turn would put it), and
+        the first job behind that still fits is the proof that the plan matters. When no
+        job behind may start, none will: the cycle is ``hopeless`` and decides the rest
+        in bulk. Preemption reads the plans: with it, every plan is made."""
         if self.preempt:
-            return True  # phase 5 reads the plans
+            return True
         if not self.policy.backfill:
             self.hopeless = True  # nobody passes a waiting job
             return False
+        witness = self._witness
+        if witness is not None and witness[0] > rank and witness[2] == len(self.starts) \
+                and all(p.start_s >= witness[1] for p in self.made[witness[3]:]):
+            return True  # it still fits: no start since, and no plan since reaches it
+        ranks, pending, order = self._hopeful(), self.snap.pending, self.order
+        at = bisect.bisect_right(ranks, rank)
+        for j in range(at, len(ranks)):
+            job = pending[order[ranks[j]]]
+            if self._may_start(job):
+                del ranks[at:j]  # they cannot start this cycle
+                self._witness = (ranks[at], self.now + job.spec.time_limit_s,
+                                 len(self.starts), len(self.made))
+                return True
+        del ranks[at:]
+        self.hopeless = True
+        return False
+
+    def _hopeful(self) -> list[int]:
+        """Ranks of the jobs not held that find enough nodes with their GPUs free now
+        (plans ignored) or are not plain, less those found unable to start; made anew
+        after each start."""
         hope = self._hope
         if hope is None or hope[0] != len(self.starts):  # capacity changed: look again
             cols = pending_columns(self.snap)
@@ -446,12 +476,24 @@ class _Cycle:
             g = np.minimum(cols.gpus_per_node[order], top + 1)
             may = (count_ge[g] >= cols.nodes[order]) | ~cols.plain[order]
             may &= ~cols.held[order]
-            hopeful = np.flatnonzero(may)
-            hope = self._hope = (len(self.starts),
-                                 int(hopeful[-1]) if len(hopeful) else -1)
-        if hope[1] > rank:
+            hope = self._hope = (len(self.starts), np.flatnonzero(may).tolist())
+        return hope[1]
+
+    def _may_start(self, job: PendingJob) -> bool:
+        """Whether ``job`` fits now around the plans so far (phase 3 of its own turn, with
+        the same memo); a job that is not plain or has limits is assumed to."""
+        spec, shape = job.spec, job.shape
+        if shape is None or spec.depends_on or spec.reservation is not None \
+                or spec.qos in self.limited or spec.project in self.limited \
+                or spec.project in self.exhausted or spec.array_limit is not None:
             return True
-        self.hopeless = True
+        g, count, d = shape.gpus_per_node, shape.nodes, spec.time_limit_s
+        key = self._class_key(job)
+        if self.avail.count_ge(g) < count or self.memo.failed("start", key, g, count, d):
+            return False
+        if self._fit_now(self._request(job)) is not None:
+            return True
+        self.memo.add("start", key, g, count, d)
         return False
 
     def _carried_fit(self, job_id: str, key: tuple[object, ...], req: Request,
@@ -626,8 +668,8 @@ def run_cycle(snapshot: Snapshot, now: float, policy: Policy, *,
     provably what the search would find (carry.py): the result is the same either way.
 
     ``etas=False`` is for a body that reads only the starts and preemptions (the twin): a
-    waiting job is planned only while a job behind it may still start now, or when
-    preemption is possible — all that the decisions depend on — so the starts and
+    waiting job is planned only while a job behind it could still start now around the
+    plans made so far, or when preemption is possible — all that the decisions depend on — so the starts and
     preemptions are those of a full cycle, but jobs behind the last one that may start get
     no planned start (``planned_start_s`` None, nothing in ``planned``)."""
     return _Cycle(snapshot, now, policy, carry, etas).run()
