@@ -14,7 +14,7 @@ import random
 import numpy as np
 import pytest
 
-from gefion.core.planner import Fit, Request, _scan, _walk, earliest_fit
+from gefion.core.planner import Fit, Request, _scan, _walk, earliest_fit, fit_at, fits_at
 from gefion.core.plans import Plan
 from gefion.core.profile import Availability, Block
 
@@ -120,3 +120,16 @@ def test_one_node_fits_before_a_time_exactly_when_usable_says_so_at_some_start(
         assert avail.node_fits_before(node, g, d, before) is want
         answers.add(want)
     assert answers == {True, False}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fits_at_says_whether_fit_at_finds_nodes(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    found = missed = 0
+    for _ in range(500):
+        avail, req, node_units, units, start = _case(rng)
+        nodes = fit_at(avail, req, start, node_units, units)
+        assert fits_at(avail, req, start, node_units, units) == (nodes is not None)
+        found += nodes is not None
+        missed += nodes is None
+    assert found > 50 and missed > 50  # both answers were put to the test

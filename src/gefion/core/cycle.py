@@ -39,7 +39,7 @@ from gefion.core.decisions import (
 )
 from gefion.core.filters import reject, singleton_owners
 from gefion.core.jobs import TopologyConstraint
-from gefion.core.planner import Fit, Request, earliest_fit, fit_at
+from gefion.core.planner import Fit, Request, earliest_fit, fit_at, fits_at
 from gefion.core.plans import Plan, PlanProfile
 from gefion.core.policies.base import Policy
 from gefion.core.preemption import choose_victims
@@ -491,7 +491,8 @@ class _Cycle:
         key = self._class_key(job)
         if self.avail.count_ge(g) < count or self.memo.failed("start", key, g, count, d):
             return False
-        if self._fit_now(self._request(job)) is not None:
+        if fits_at(self.avail, self._request(job), self.now, self.node_units,
+                   self.unit_count):
             return True
         self.memo.add("start", key, g, count, d)
         return False
@@ -669,7 +670,8 @@ def run_cycle(snapshot: Snapshot, now: float, policy: Policy, *,
 
     ``etas=False`` is for a body that reads only the starts and preemptions (the twin): a
     waiting job is planned only while a job behind it could still start now around the
-    plans made so far, or when preemption is possible — all that the decisions depend on — so the starts and
-    preemptions are those of a full cycle, but jobs behind the last one that may start get
-    no planned start (``planned_start_s`` None, nothing in ``planned``)."""
+    plans made so far, or when preemption is possible — all that the decisions depend on —
+    so the starts and preemptions are those of a full cycle, but jobs behind the last one
+    that may start get no planned start (``planned_start_s`` None, nothing in
+    ``planned``)."""
     return _Cycle(snapshot, now, policy, carry, etas).run()

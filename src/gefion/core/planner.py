@@ -60,6 +60,19 @@ def fit_at(avail: Availability, req: Request, start: float, node_units: IntArray
                         one_unit=req.one_unit, first_fit=req.first_fit)
 
 
+def fits_at(avail: Availability, req: Request, start: float, node_units: IntArray,
+            unit_count: int) -> bool:
+    """Whether :func:`fit_at` finds nodes for ``req`` at ``start`` (around every plan),
+    without choosing them: enough usable nodes, in one unit if it must be one."""
+    end = start + req.duration_s
+    ok, _ = avail.usable(req.gpus_per_node, req.allowed, start, end,
+                         blocks=req.reservation_blocks(start, end))
+    if not req.one_unit:
+        return int(np.count_nonzero(ok)) >= req.nodes
+    per_unit = np.bincount(node_units[ok], minlength=unit_count)
+    return bool(len(per_unit)) and int(per_unit.max()) >= req.nodes
+
+
 def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_count: int,
                  *, not_before: float) -> Fit | None:
     """The first start ``>= not_before`` at which ``req`` fits, or None if it never does."""

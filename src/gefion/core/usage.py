@@ -119,8 +119,13 @@ class UsageLedger:
         ledger = self.decayed_to(latest) if latest > self.as_of_s else self
         projects = dict(ledger.projects)
         users = dict(ledger.users)
+        weights: dict[tuple[float, float], float] = {}  # charges share a few intervals
         for project, user, gpu_s, start_s, end_s in items:
-            added = gpu_s * accrual_weight(start_s, end_s, ledger.as_of_s, ledger.half_life_s)
+            weight = weights.get((start_s, end_s))
+            if weight is None:
+                weight = weights[(start_s, end_s)] = accrual_weight(
+                    start_s, end_s, ledger.as_of_s, ledger.half_life_s)
+            added = gpu_s * weight
             projects[project] = projects.get(project, 0.0) + added
             users[(project, user)] = users.get((project, user), 0.0) + added
         return replace(ledger, projects=projects, users=users)
