@@ -20,11 +20,9 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from gefion.core.errors import GefionError
+from gefion.cli.failures import EXIT_INPUT_ERROR, describe_os_error, user_error_message
 
-#: Bad input of any kind; the same code click uses for a bad option, so scripts need to
-#: tell apart only "bad input" (2) from "Gefion failed" (1).
-EXIT_INPUT_ERROR = 2
+__all__ = ["EXIT_INPUT_ERROR", "GefionGroup", "describe_os_error", "fail", "user_errors"]
 
 
 def fail(message: str, code: int = EXIT_INPUT_ERROR) -> NoReturn:
@@ -35,23 +33,16 @@ def fail(message: str, code: int = EXIT_INPUT_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
-def describe_os_error(exc: OSError) -> str:
-    """``jobs.yaml: No such file or directory`` rather than ``[Errno 2] ...``."""
-    reason = exc.strerror or exc.__class__.__name__
-    return f"{exc.filename}: {reason}" if exc.filename else reason
-
-
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn errors the user caused into a message and :data:`EXIT_INPUT_ERROR`."""
     try:
         yield
-    except GefionError as exc:
-        fail(str(exc))
-    except BrokenPipeError:
-        raise  # the reader went away (`gefion plan x --json | head`): not the user's input
-    except OSError as exc:
-        fail(describe_os_error(exc))
+    except Exception as exc:
+        message = user_error_message(exc)
+        if message is None:
+            raise  # a bug, or the reader went away (`gefion plan x --json | head`)
+        fail(message)
 
 
 class GefionGroup(TyperGroup):

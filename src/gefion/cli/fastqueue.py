@@ -183,7 +183,8 @@ def one_blas_thread(args: list[str]) -> None:
 
 
 def main() -> None:
-    """The ``gefion`` command: the fast ``queue``, else the Typer app."""
+    """The ``gefion`` command: the fast ``queue`` and ``twin run`` (:mod:`gefion.cli.fasttwin`),
+    else the Typer app."""
     args = sys.argv[1:]
     one_blas_thread(args)
     if args[:1] == ["queue"]:
@@ -192,6 +193,12 @@ def main() -> None:
             code = run(opts)
             if code is not None:
                 sys.exit(code)
+    elif args[:2] == ["twin", "run"]:
+        from gefion.cli.fasttwin import main as twin_run
+
+        code = twin_run(args[2:])
+        if code is not None:
+            sys.exit(code)
     from gefion.cli.main import app
 
     app(prog_name="gefion")

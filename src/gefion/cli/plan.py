@@ -44,6 +44,8 @@ def plan(
     ] = None,
 ) -> None:
     """Run one scheduling cycle over JOBS.yaml: placements, preemptions, reasons, ETAs."""
+    from gefion.core.policies import parse_depth
+
     result = compute_plan(jobs, policy=policy, depth=parse_depth(depth))
     if json_output:
         import json
@@ -53,21 +55,6 @@ def plan(
     from gefion.cli.render import print_plan
 
     print_plan(result)
-
-
-UNLIMITED = -1
-
-
-def parse_depth(text: str | None) -> int | None:
-    """``--depth``: None (the policy's default), a whole number >= 0, or UNLIMITED."""
-    if text is None:
-        return None
-    if text.lower() in ("unlimited", "conservative"):
-        return UNLIMITED
-    if not text.isdigit():
-        raise InputError(f"must be a whole number >= 0 or 'unlimited', got {text!r}",
-                         field="--depth")
-    return int(text)
 
 
 def compute_plan(path: Path, *, policy: str | None = None,
@@ -90,7 +77,7 @@ def compute_plan(path: Path, *, policy: str | None = None,
     spec = load_plan(path)  # the file first: bad input fails before the scheduler loads
 
     from gefion.core.cycle import run_cycle
-    from gefion.core.policies import get_policy
+    from gefion.core.policies import UNLIMITED, get_policy
     from gefion.core.snapshot import build_snapshot
 
     name = policy or spec.policy

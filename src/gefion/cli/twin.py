@@ -1,8 +1,9 @@
 """``gefion twin run``, ``compare`` and ``sweep``: the digital twin from the shell.
 
-Only typer is imported at the top; options are turned into a
-:class:`~gefion.twin.run.RunOptions` and everything heavy (numpy, the scheduler, Rich tables,
-matplotlib) is imported inside the command. Errors are the central handler's
+The commands and their options, for Typer; what they do is in :mod:`gefion.cli.twinrun`
+(``run`` entirely: :mod:`gefion.cli.fasttwin` calls it without Typer). Options are turned
+into a :class:`~gefion.twin.run.RunOptions` and everything heavy (numpy, the scheduler, Rich
+tables, matplotlib) is imported inside the command. Errors are the central handler's
 (:mod:`gefion.cli.errors`): ``error: ...`` and exit 2. Progress goes to stderr, and only
 when stderr is a terminal; results go to stdout, or to the ``--json`` file.
 """
@@ -10,16 +11,23 @@ when stderr is a terminal; results go to stdout, or to the ``--json`` file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.progress import Progress
+from gefion.cli.twinrun import (
+    check_outputs,
+    check_setup,
+    notes_console,
+    options_of,
+    progress_bar,
+    run_command,
+    tenancy_note,
+    write_json,
+)
 
+if TYPE_CHECKING:
     from gefion.twin.compare import CompareRun
-    from gefion.twin.run import RunOptions, RunOutcome
     from gefion.twin.sensitive import SensitiveCost
     from gefion.twin.sweep import SweepRun
 
@@ -83,84 +91,6 @@ Settings = Annotated[list[str] | None, typer.Option(
          "weights.fairshare=0, placement=first-fit (values in JSON; seconds; null).")]
 
 
-def _options(trace: str, cluster: str, policy: str, load: float, seed: int,
-             from_: str | None, to: str | None, gpus: str | None, traces: Path | None,
-             depth: str | None, check: bool = False, tenancy: Path | None = None,
-             sensitive: str | None = None, settings: list[str] | None = None) -> RunOptions:
-    from gefion.cli.plan import parse_depth
-    from gefion.twin.run import RunOptions, parse_gpus, parse_list
-
-    return RunOptions(trace=trace, cluster=cluster, policy=policy, load=load, seed=seed,
-                      window_from=from_, window_to=to, gpus_in=parse_gpus(gpus),
-                      traces=None if traces is None else str(traces), depth=parse_depth(depth),
-                      check=check, tenancy=None if tenancy is None else str(tenancy),
-                      sensitive=() if sensitive is None
-                      else tuple(parse_list(sensitive, "sensitive")),
-                      settings=tuple(settings or ()))
-
-
-def _check_setup(options: RunOptions) -> None:
-    """Read the cluster and the tenancy file once, here: bad input fails before any run
-    (and not once per worker)."""
-    from gefion.twin.run import make_cluster, make_policy, make_tenancy
-
-    make_policy(options)  # a bad --set fails here, with the parameter named
-    make_tenancy(options, make_cluster(options))
-
-
-def _tenancy_note(summary: dict[str, Any], console: Console | None) -> None:
-    """Say so when the tenancy names projects the trace does not have (a typo there
-    would silently change nothing)."""
-    missing = (summary.get("tenancy") or {}).get("projects_not_in_trace") or []
-    if missing and console:
-        console.print(f"note: the tenancy names projects with no job in the trace: "
-                      f"{', '.join(missing)}", markup=False, highlight=False)
-
-
-def _check_outputs(json_out: Path | None, report: Path | None) -> None:
-    """Fail before a long run, not after it, when its results could not be written."""
-    from gefion.core.errors import InputError
-
-    if json_out is not None and str(json_out) != "-" and not json_out.parent.is_dir():
-        raise InputError(f"no such directory: {str(json_out.parent)!r}", field="json")
-    if report is not None and report.exists() and not report.is_dir():
-        raise InputError(f"{str(report)!r} exists and is not a directory", field="report")
-
-
-def _progress(quiet: bool) -> Progress:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    console = Console(stderr=True)
-    return Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                    TimeElapsedColumn(), console=console, transient=True,
-                    disable=quiet or not console.is_terminal)
-
-
-def _write_json(document: Any, target: Path, console: Console | None) -> None:
-    import json
-
-    text = json.dumps(document, indent=2, sort_keys=True)
-    if str(target) == "-":
-        typer.echo(text)
-        return
-    target.write_text(text + "\n", encoding="utf-8")
-    if console:
-        console.print(f"wrote {target}", markup=False, highlight=False)
-
-
-def _notes(quiet: bool) -> Console | None:
-    from rich.console import Console
-
-    return None if quiet else Console(stderr=True)
-
-
 # -- gefion twin run ---------------------------------------------------------------------------
 
 @twin_app.command("run")
@@ -186,70 +116,10 @@ def run(
     quiet: Quiet = False,
 ) -> None:
     """Replay a trace through one policy and summarise it (JCT, waits, allocation, energy)."""
-    options = _options(trace, cluster, policy, load, seed, from_, to, gpus, traces, depth,
-                       check, tenancy, sensitive, settings)
-    _check_outputs(json_out, report)
-    _check_setup(options)
-    from gefion.twin.run import run_twin
-
-    with _progress(quiet) as bar:
-        task = bar.add_task(f"checking {options.trace}", total=None)
-        words = {"trace": "loading", "simulate": "simulating", "summarize": "summarising"}
-        last = [-1.0]
-
-        def progress(done: float, total: float) -> None:
-            # The engine may call this per event: redraw only every 0.1% of the way.
-            if done - last[0] >= total / 1000 or done >= total:
-                last[0] = done
-                bar.update(task, completed=done, total=total)
-
-        def on_stage(name: str) -> None:
-            bar.update(task, description=f"{words[name]} {options.trace} · {options.policy}")
-
-        outcome = run_twin(options, progress=progress, on_stage=on_stage)
-    notes = _notes(quiet)
-    _tenancy_note(outcome.summary, notes)
-    if json_out is not None:
-        _write_json(outcome.summary, json_out, notes)
-    if report is not None:
-        from gefion.twin.report import write_report
-
-        paths = write_report(outcome.result, outcome.summary, report)
-        if notes:
-            notes.print(f"wrote {paths[0]} and {len(paths) - 1} plots", markup=False,
-                        highlight=False)
-    if json_out is None or str(json_out) != "-":
-        _print_run(outcome)
-
-
-def _print_run(outcome: RunOutcome) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    from gefion.twin.report import fmt_duration, fmt_number, summary_rows
-
-    r = outcome.result
-    table = Table(title=Text(f"{r.trace} on {r.cluster} · policy {r.policy} · seed {r.seed} · "
-                             f"load {r.load:g}"), title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for metric, value in summary_rows(outcome.summary):
-        table.add_row(metric, Text(value))
-    console = Console()
-    console.print(table)
-    by_size = outcome.summary.get("by_size") or {}
-    if by_size:
-        sizes = Table(title="by job size", title_justify="left")
-        for column in ("size", "jobs", "avg JCT", "p99 JCT", "avg wait", "p99 wait"):
-            sizes.add_column(column, justify="left" if column == "size" else "right")
-        for name, m in by_size.items():
-            if not m.get("jobs"):
-                continue
-            sizes.add_row(Text(str(name)), fmt_number(m.get("jobs")),
-                          fmt_duration(m.get("avg_jct_s")), fmt_duration(m.get("p99_jct_s")),
-                          fmt_duration(m.get("avg_wait_s")), fmt_duration(m.get("p99_wait_s")))
-        console.print(sizes)
+    run_command(trace=trace, cluster=cluster, policy=policy, load=load, seed=seed, from_=from_,
+                to=to, gpus=gpus, traces=traces, depth=depth, json_out=json_out, report=report,
+                check=check, tenancy=tenancy, sensitive=sensitive, settings=settings,
+                quiet=quiet)
 
 
 # -- gefion twin compare -----------------------------------------------------------------------
@@ -289,21 +159,21 @@ def compare(
     from gefion.twin.run import parse_list
 
     load_list = parse_loads(loads)
-    _check_outputs(json_out, report)
-    base = _options(trace, cluster, parse_list(policies, "policies")[0], load_list[0], seed,
+    check_outputs(json_out, report)
+    base = options_of(trace, cluster, parse_list(policies, "policies")[0], load_list[0], seed,
                     from_, to, gpus, traces, depth, tenancy=tenancy, sensitive=sensitive,
                     settings=settings)
-    _check_setup(base)  # a bad --cluster or --tenancy fails here, once, not in every worker
+    check_setup(base)  # a bad --cluster or --tenancy fails here, once, not in every worker
     cells = make_grid(base, parse_list(policies, "policies"), load_list)
-    with _progress(quiet) as bar:
+    with progress_bar(quiet) as bar:
         task = bar.add_task(f"{len(cells)} runs of {base.trace}", total=len(cells))
         runs = run_grid(cells, workers=workers, on_done=lambda _: bar.advance(task))
     from gefion.twin.compare import compare_json, write_compare_report
 
-    notes = _notes(quiet)
-    _tenancy_note(runs[0].summary, notes)
+    notes = notes_console(quiet)
+    tenancy_note(runs[0].summary, notes)
     if json_out is not None:
-        _write_json(compare_json(runs), json_out, notes)
+        write_json(compare_json(runs), json_out, notes)
     if report is not None:
         paths = write_compare_report(runs, report)
         if notes:
@@ -377,19 +247,19 @@ def sensitive_cost(
     quiet: Quiet = False,
 ) -> None:
     """What marking projects sensitive costs: the same run without and with --sensitive."""
-    options = _options(trace, cluster, policy, load, seed, from_, to, gpus, traces, depth,
+    options = options_of(trace, cluster, policy, load, seed, from_, to, gpus, traces, depth,
                        tenancy=tenancy, sensitive=sensitive)
-    _check_outputs(json_out, None)
-    _check_setup(options)
+    check_outputs(json_out, None)
+    check_setup(options)
     from gefion.twin.sensitive import sensitive_cost as measure
 
-    with _progress(quiet) as bar:
+    with progress_bar(quiet) as bar:
         bar.add_task(f"2 runs of {options.trace}", total=None)
         cost = measure(options, workers=workers)
-    notes = _notes(quiet)
-    _tenancy_note(cost.sensitive.summary, notes)
+    notes = notes_console(quiet)
+    tenancy_note(cost.sensitive.summary, notes)
     if json_out is not None:
-        _write_json(cost.to_json(), json_out, notes)
+        write_json(cost.to_json(), json_out, notes)
     if json_out is None or str(json_out) != "-":
         _print_cost(cost)
 
@@ -456,8 +326,8 @@ def sweep(
     trace_list = parse_list(traces_list, "traces")
     policy_list = parse_list(policies, "policies")
     load_list = parse_loads(loads)
-    _check_outputs(json_out, report)
-    base = _options(trace_list[0], cluster, policy_list[0], load_list[0], seed, from_, to,
+    check_outputs(json_out, report)
+    base = options_of(trace_list[0], cluster, policy_list[0], load_list[0], seed, from_, to,
                     gpus, traces_dir, depth, settings=settings)
     make_cluster(base)  # a bad --cluster fails here, once, not in every task
     cells = make_sweep(base, trace_list, policy_list, load_list)
@@ -466,7 +336,7 @@ def sweep(
         _private_ray_token()
     from gefion.twin.sweep import run_sweep
 
-    with _progress(quiet) as bar:
+    with progress_bar(quiet) as bar:
         task = bar.add_task("starting Ray" if address is None else f"connecting to {address}",
                             total=len(cells))
 
@@ -478,9 +348,9 @@ def sweep(
                          on_done=lambda _: bar.advance(task))
     from gefion.twin.sweep import sweep_json, write_sweep_report
 
-    notes = _notes(quiet)
+    notes = notes_console(quiet)
     if json_out is not None:
-        _write_json(sweep_json(runs), json_out, notes)
+        write_json(sweep_json(runs), json_out, notes)
     if report is not None:
         paths = write_sweep_report(runs, report)
         if notes:

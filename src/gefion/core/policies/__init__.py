@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from gefion.core.errors import PolicyError
+from gefion.core.errors import InputError, PolicyError
 from gefion.core.policies.base import PLACEMENTS, Policy
 from gefion.core.policies.fifo import Fifo
 from gefion.core.policies.fifo_backfill import FifoBackfill
@@ -24,7 +24,23 @@ POLICIES: dict[str, Callable[..., Policy]] = {
     "gefion": GefionPolicy,
 }
 
-__all__ = ["POLICIES", "Policy", "get_policy"]
+__all__ = ["POLICIES", "UNLIMITED", "Policy", "get_policy", "parse_depth"]
+
+#: ``depth`` for conservative backfill (every waiting job planned), as options spell it.
+UNLIMITED = -1
+
+
+def parse_depth(text: str | None) -> int | None:
+    """A ``--depth`` option: None (the policy's default), a whole number >= 0, or
+    :data:`UNLIMITED` for ``unlimited`` / ``conservative``."""
+    if text is None:
+        return None
+    if text.lower() in ("unlimited", "conservative"):
+        return UNLIMITED
+    if not text.isdigit():
+        raise InputError(f"must be a whole number >= 0 or 'unlimited', got {text!r}",
+                         field="--depth")
+    return int(text)
 
 
 def get_policy(name: str, **params: Any) -> Policy:
