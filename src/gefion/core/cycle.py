@@ -443,8 +443,8 @@ class _Cycle:
         in bulk. Preemption reads the plans: with it, every plan is made."""
         if self.preempt:
             return True
-        if not self.policy.backfill:
-            self.hopeless = True  # nobody passes a waiting job
+        if self.hopeless or not self.policy.backfill:  # nobody passes a waiting job
+            self.hopeless = True
             return False
         witness = self._witness
         if witness is not None and witness[0] > rank and witness[2] == len(self.starts) \
