@@ -59,6 +59,7 @@ from gefion.core.tenancy import DEFAULT_QOS, QOS, Grant, Project, qos_named
 from gefion.core.topology import Cluster
 from gefion.core.usage import FairShare, UsageLedger, fairshare
 from gefion.twin.charging import UsageCharger
+from gefion.twin.gcpause import paused_gc
 from gefion.twin.metering import GrantMeter
 from gefion.twin.power import DGX_H100, PowerModel
 from gefion.twin.result import JobRecord, SimResult
@@ -627,6 +628,7 @@ def simulate(trace: Trace, cluster: Cluster, policy: Policy, *, seed: int = 0,
                           resume=resume, check=check_invariants,
                           sample_every_s=max(0.0, sample_every_s), meter=meter,
                           on_cycle=on_cycle, carry_plans=carry_plans, fast_path=kept)
-    engine.run(progress, max_events)
+    with paused_gc():  # millions of short-lived records, none in a cycle
+        engine.run(progress, max_events)
     return engine.result(_load_of(trace) if load is None else load,
                          time.perf_counter() - began)

@@ -35,7 +35,7 @@ from itertools import repeat
 import numpy as np
 
 from gefion.core.errors import InputError
-from gefion.twin.traces._common import bulk
+from gefion.twin.gcpause import paused_gc
 from gefion.twin.traces.model import Trace, TraceJob, shifted_origin
 
 _MIN, _HOUR, _DAY = 60, 3600, 86400
@@ -177,7 +177,7 @@ def apply_workload_model(trace: Trace, *, seed: int, load: float = 1.0,
     first = jobs[keep[0]].submit_s if keep else 0.0
     out = []
     user_names = _UserNames()
-    with bulk():
+    with paused_gc():
         for i in keep:
             job = jobs[i]
             project = job.project or names[i]
@@ -241,7 +241,7 @@ def generate(n_jobs: int, seed: int, *, offered_gpus: float = 1146.0,
     table = np.array([[user_names[p, u] for u in range(projects.users_per_project)]
                       for p in project_names], dtype=object)
     id_of = f"g{{:0{max(6, len(str(max(n_jobs - 1, 0))))}d}}".format
-    with bulk():
+    with paused_gc():
         jobs = tuple(map(TraceJob, map(id_of, range(n_jobs)), submit.tolist(),
                          duration.tolist(), gpus.tolist(),
                          np.array(project_names, dtype=object)[project_ix].tolist(),

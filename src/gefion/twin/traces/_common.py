@@ -11,12 +11,10 @@ right and no time zone is guessed.
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import repeat
@@ -26,6 +24,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from gefion.core.errors import InputError
+from gefion.twin.gcpause import paused_gc
 from gefion.twin.traces.model import ClusterHint, Trace, TraceJob
 
 _EPOCH = datetime(1970, 1, 1)
@@ -34,19 +33,6 @@ _EPOCH = datetime(1970, 1, 1)
 def fail(path: Path | str, line: int | None, field: str | None, message: str) -> NoReturn:
     """Raise the one error every reader raises: ``file:line: field 'x': message``."""
     raise InputError(message, field=field, source=str(path), line=line)
-
-
-@contextmanager
-def bulk() -> Iterator[None]:
-    """Pause the cyclic GC while building many small objects (none of them cyclic): it
-    otherwise rescans the growing heap again and again, a third of the load time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class Table:
@@ -390,7 +376,7 @@ def finish(name: str, source: str, cols: Columns, select: Selection, *,
         else _objects(cols.job_id)[index]
     order = np.lexsort((ids.astype(str), submit)) if ids.size else index
     index = index[order]
-    with bulk():
+    with paused_gc():
         jobs = tuple(map(TraceJob, ids[order].tolist(), submit[order].tolist(),
                          cols.duration[index].tolist(), cols.gpus[index].tolist(),
                          _take(cols.project, index), _take(cols.user, index),

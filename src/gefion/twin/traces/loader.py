@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from gefion.core.errors import InputError
+from gefion.twin.gcpause import paused_gc
 from gefion.twin.traces import alibaba, canonical, itp, philly, sacct
-from gefion.twin.traces._common import Selection, bulk
+from gefion.twin.traces._common import Selection
 from gefion.twin.traces.model import Trace
 
 ENV_VAR = "GEFION_TRACES"
@@ -122,7 +123,7 @@ def load_trace(ref: str | Path, *, traces: str | Path | None = None, **opts: Any
     if path.is_file():
         _check_options(text, options, COMMON_OPTIONS)
         select = Selection.pop(options)
-        with bulk():
+        with paused_gc():
             return sacct.read(path, select) if sacct.is_sacct(path) else \
                 canonical.read(path, select)
     base = traces_dir(traces)
@@ -141,5 +142,5 @@ def load_trace(ref: str | Path, *, traces: str | Path | None = None, **opts: Any
             "canonical CSV or a sacct --parsable2 dump", field="trace")
     _check_options(text, options, COMMON_OPTIONS | reader.options)
     select = Selection.pop(options)
-    with bulk():
+    with paused_gc():
         return reader.read(folder, selection or None, select, **options)
