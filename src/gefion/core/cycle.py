@@ -476,7 +476,7 @@ class _Cycle:
             g = np.minimum(cols.gpus_per_node[order], top + 1)
             may = (count_ge[g] >= cols.nodes[order]) | ~cols.plain[order]
             may &= ~cols.held[order]
-            hope = self._hope = (len(self.starts), np.flatnonzero(may).tolist())
+            hope = self._hope = (len(self.starts), may.nonzero()[0].tolist())
         return hope[1]
 
     def _may_start(self, job: PendingJob) -> bool:
@@ -587,7 +587,7 @@ class _Cycle:
             if h.any():
                 bulk, reasons = bulk | h, np.where(h, _HELD, reasons)
             cursor = pos
-            for s in np.flatnonzero(~bulk).tolist():
+            for s in (~bulk).nonzero()[0].tolist():
                 emit(cursor, pos + s, reasons[cursor - pos:s])
                 started = len(self.starts)
                 self._consider(first + pos + s, int(rest[pos + s]))

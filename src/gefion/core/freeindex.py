@@ -160,7 +160,7 @@ class FreeIndex:
                 if in_one is not None:
                     return in_one
             free = self._free_np  # first fit, or no unit holds the gang: spanning units
-            nodes = choose_nodes(np.flatnonzero(self._up_np & (free >= g)), free, count,
+            nodes = choose_nodes((self._up_np & (free >= g)).nonzero()[0], free, count,
                                  self._units, self._unit_count, first_fit=self.first_fit)
             return None if nodes is None else nodes.tolist()
         if self.first_fit:  # the lowest-numbered node with g GPUs free

@@ -37,7 +37,7 @@ def _fullest_node(usable: IntArray, free: IntArray, node_units: IntArray,
     without sorting 12,500 nodes: the fullest nodes, then — only when they lie in more
     than one unit — one argmin of unit size and index."""
     fill = free[usable]
-    cand = usable[np.flatnonzero(fill == fill.min())]  # ascending
+    cand: IntArray = usable[(fill == fill.min()).nonzero()[0]]  # ascending
     cand_units = node_units[cand]
     if len(cand) == 1 or cand_units.min() == cand_units.max():
         return cand[:1]
@@ -71,10 +71,10 @@ def choose_nodes(
         if not one_unit:
             return usable[:count]
         per = np.bincount(units, minlength=unit_count)
-        fitting = np.flatnonzero(per >= count)
+        fitting = (per >= count).nonzero()[0]
         return usable[units == fitting[0]][:count] if len(fitting) else None
     per_unit = np.bincount(units, minlength=unit_count)
-    fitting = np.flatnonzero(per_unit >= count)
+    fitting = (per_unit >= count).nonzero()[0]
     if len(fitting):
         # Best fit: the smallest unit that holds the whole gang (lowest index on ties).
         unit = int(fitting[np.argmin(per_unit[fitting])])

@@ -56,7 +56,7 @@ def fit_at(avail: Availability, req: Request, start: float, node_units: IntArray
     blocks = req.reservation_blocks(start, end) if with_reservations else []
     ok, free = avail.usable(req.gpus_per_node, req.allowed, start, end, plans=plans,
                             blocks=blocks, extra_free=extra_free)
-    return choose_nodes(np.flatnonzero(ok), free, req.nodes, node_units, unit_count,
+    return choose_nodes(ok.nonzero()[0], free, req.nodes, node_units, unit_count,
                         one_unit=req.one_unit, first_fit=req.first_fit)
 
 
@@ -145,7 +145,7 @@ def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntA
     g, need, d = req.gpus_per_node, req.nodes, req.duration_s
     if not len(times):
         return None
-    nodes_ok = np.flatnonzero(req.allowed)
+    nodes_ok = req.allowed.nonzero()[0]
     if len(nodes_ok) < need:
         return None
     base = avail.tau_for(g)[nodes_ok]
@@ -177,7 +177,7 @@ def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntA
         blocked = late[np.maximum(lo, end)] - late[lo] > 0  # a later row not free in time
         ready = np.where(blocked, INF, threshold)
         earliest = np.partition(ready, need - 1, axis=1)[:, need - 1]
-        for r in np.flatnonzero(earliest < INF).tolist():
+        for r in (earliest < INF).nonzero()[0].tolist():
             lo_t, hi_t = int(run_at[r]), int(run_at[r + 1])
             run = times[lo_t:hi_t]
             fit = _first_fit_of(avail, req, run[run >= earliest[r]], node_units, unit_count)

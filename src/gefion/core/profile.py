@@ -283,7 +283,7 @@ class Availability:
             worst = free - held
             # The base grows with time: a node that fails against its worst hold may still
             # fit if GPUs come back before the hold begins. Check those exactly.
-            unsure = np.flatnonzero(ok & (worst < gpus) & (held > 0))
+            unsure = (ok & (worst < gpus) & (held > 0)).nonzero()[0]
             window = plans.window(start, end) if len(unsure) else None
             # Exact unless the one row in the window is already under way at ``start``
             # (then the base at ``start`` is the base under it).
