@@ -20,9 +20,9 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from gefion.cli.failures import EXIT_INPUT_ERROR, describe_os_error, user_error_message
+from gefion.cli.failures import EXIT_INPUT_ERROR, user_error_message
 
-__all__ = ["EXIT_INPUT_ERROR", "GefionGroup", "describe_os_error", "fail", "user_errors"]
+__all__ = ["EXIT_INPUT_ERROR", "GefionGroup", "fail", "user_errors"]
 
 
 def fail(message: str, code: int = EXIT_INPUT_ERROR) -> NoReturn:

@@ -38,7 +38,7 @@ from gefion.core.decisions import (
     Verdicts,
 )
 from gefion.core.filters import reject, singleton_owners
-from gefion.core.jobs import TopologyConstraint
+from gefion.core.jobs import JobSpec, TopologyConstraint
 from gefion.core.planner import Fit, Request, earliest_fit, fit_at, fits_at
 from gefion.core.plans import Plan, PlanProfile
 from gefion.core.policies.base import Policy
@@ -251,6 +251,23 @@ class _Cycle:
     def _placement(self, nodes: IntArray, gpus: int) -> Placement:
         return Placement(tuple((self.names[n], gpus) for n in nodes.tolist()))
 
+    def _filtered(self, job: PendingJob) -> bool:
+        """Whether phase 1 must look at ``job`` (the plain ones pass untouched)."""
+        spec = job.spec
+        return job.shape is None or bool(spec.depends_on) or spec.reservation is not None \
+            or spec.qos in self.special_qos or spec.project in self.exhausted
+
+    def _limited(self, spec: JobSpec) -> bool:
+        """Whether a limit (project, QOS, array) may hold the job back."""
+        return spec.project in self.limited or spec.qos in self.limited or \
+            spec.array_limit is not None
+
+    def _count_ge_table(self) -> IntArray:
+        """Nodes with at least ``g`` GPUs free now, for ``g`` = 0 … the largest node, and a
+        trailing 0 for larger requests."""
+        top = self.avail.max_gpus
+        return np.array([self.avail.count_ge(x) for x in range(top + 1)] + [0])
+
     # -- reasons ------------------------------------------------------------------------
     def _class_key(self, job: PendingJob) -> tuple[object, ...]:
         """Jobs with equal keys may use the same nodes (same reservations, same neighbours,
@@ -380,15 +397,13 @@ class _Cycle:
         spec, shape = job.spec, job.shape
         verdicts, policy, avail, memo = self.verdicts, self.policy, self.avail, self.memo
         # phase 1: the slow path only for jobs that are not plain
-        if shape is None or job.held or spec.depends_on or spec.reservation is not None \
-                or spec.qos in self.special_qos or spec.project in self.exhausted:
+        if job.held or self._filtered(job):
             rejection = reject(job, self.snap, self.owners, self.res_names)
             if rejection is not None:
                 verdicts.append(Verdict(job.id, rejection.reason, None, rejection.detail))
                 return
         assert shape is not None
-        if spec.project in self.limited or spec.qos in self.limited or \
-                spec.array_limit is not None:
+        if self._limited(spec):
             over = self._over_limit(job)
             if over is not None:
                 verdicts.append(over)
@@ -471,9 +486,8 @@ class _Cycle:
         if hope is None or hope[0] != len(self.starts):  # capacity changed: look again
             cols = pending_columns(self.snap)
             order = np.asarray(self.order, dtype=np.int64)
-            top = self.avail.max_gpus
-            count_ge = np.array([self.avail.count_ge(x) for x in range(top + 1)] + [0])
-            g = np.minimum(cols.gpus_per_node[order], top + 1)
+            count_ge = self._count_ge_table()
+            g = np.minimum(cols.gpus_per_node[order], self.avail.max_gpus + 1)
             may = (count_ge[g] >= cols.nodes[order]) | ~cols.plain[order]
             may &= ~cols.held[order]
             hope = self._hope = (len(self.starts), may.nonzero()[0].tolist())
@@ -483,9 +497,7 @@ class _Cycle:
         """Whether ``job`` fits now around the plans so far (phase 3 of its own turn, with
         the same memo); a job that is not plain or has limits is assumed to."""
         spec, shape = job.spec, job.shape
-        if shape is None or spec.depends_on or spec.reservation is not None \
-                or spec.qos in self.limited or spec.project in self.limited \
-                or spec.project in self.exhausted or spec.array_limit is not None:
+        if shape is None or self._filtered(job) or self._limited(spec):
             return True
         g, count, d = shape.gpus_per_node, shape.nodes, spec.time_limit_s
         key = self._class_key(job)
@@ -578,7 +590,7 @@ class _Cycle:
         while pos < n:
             end = min(n, pos + _CHUNK)
             if self.policy.backfill:
-                count_ge = np.array([self.avail.count_ge(x) for x in range(top + 1)])
+                count_ge = self._count_ge_table()
                 bulk = simple[pos:end] & (count_ge[g[pos:end]] < count[pos:end])
                 reasons = down[pos:end]
             else:
