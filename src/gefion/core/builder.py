@@ -261,7 +261,11 @@ class SnapshotBuilder:
         cluster = self._cluster
         q = qos_named(self._qos, job.spec.qos)
         preemptible = q.lets_evict(job.spec.preemptible)
-        alloc = tuple(sorted((cluster.index_of(n), len(g)) for n, g in job.allocation))
+        if len(job.allocation) == 1:  # most runs: nothing to sort
+            ((name, gpu_ids),) = job.allocation
+            alloc: tuple[tuple[int, int], ...] = ((cluster.index_of(name), len(gpu_ids)),)
+        else:
+            alloc = tuple(sorted((cluster.index_of(n), len(g)) for n, g in job.allocation))
         start = job.start_s if job.start_s is not None else job.submit_s
         run = RunningJob(
             job.id, job.spec, start, start + job.spec.time_limit_s, alloc, preemptible,

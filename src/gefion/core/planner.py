@@ -149,7 +149,7 @@ def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntA
     if len(nodes_ok) < need:
         return None
     base = avail.tau_for(g)[nodes_ok]
-    edges = np.asarray(avail.profile.times, dtype=np.float64)
+    edges = avail.profile.time_array
     if not len(edges):
         starts = times[times >= float(np.partition(base, need - 1)[need - 1])]
         return _first_fit_of(avail, req, starts, node_units, unit_count)

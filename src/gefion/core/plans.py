@@ -38,6 +38,7 @@ class PlanProfile:
         self.times: list[float] = []
         self._buf: IntArray = np.zeros((0, n), dtype=np.int64)  # rows, then spare room
         self._worst: dict[tuple[int, int], IntArray] = {}  # (first row, end row) -> max
+        self._times: FloatArray | None = None  # ``times`` as an array, made on first ask
 
     @property
     def rows(self) -> IntArray:
@@ -50,6 +51,14 @@ class PlanProfile:
         for p in plans:
             profile.add(p)
         return profile
+
+    @property
+    def time_array(self) -> FloatArray:
+        """``times`` as an array (valid until the next :meth:`add`)."""
+        times = self._times
+        if times is None:
+            times = self._times = np.asarray(self.times, dtype=np.float64)
+        return times
 
     def __bool__(self) -> bool:
         return bool(self.times)
@@ -74,9 +83,14 @@ class PlanProfile:
         if plan.end_s <= plan.start_s or not plan.nodes:
             return
         self._worst.clear()
+        self._times = None
         first = self._edge(plan.start_s)
         last = self._edge(plan.end_s)
-        self._buf[first:last, list(plan.nodes)] += plan.gpus
+        nodes = plan.nodes
+        if len(nodes) == 1:  # most plans: a basic slice, not a gather
+            self._buf[first:last, nodes[0]] += plan.gpus
+        else:
+            self._buf[first:last, list(nodes)] += plan.gpus
 
     def worst(self, start: float, end: float) -> IntArray | None:
         """The most any plan holds on each node at one time within ``[start, end)``."""
@@ -99,7 +113,7 @@ class PlanProfile:
         k1 = bisect.bisect_left(self.times, end)  # rows k0 .. k1-1 begin before ``end``
         if k1 <= k0:
             return None
-        starts = np.maximum(np.asarray(self.times[k0:k1], dtype=np.float64), start)
+        starts = np.maximum(self.time_array[k0:k1], start)
         return self.rows[k0:k1], starts
 
     def blocked_until(self, start: float, end: float, room: IntArray) -> FloatArray:

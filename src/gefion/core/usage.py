@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from gefion.core.errors import InputError
 from gefion.core.tenancy import Project
@@ -84,10 +84,25 @@ class UsageLedger:
                              field="now")
         if now == self.as_of_s:
             return self
+        return UsageLedger._owning(self.half_life_s, now, *self._decayed_maps(now))
+
+    def _decayed_maps(self, now: float) -> tuple[dict[str, float],
+                                                  dict[tuple[str, str], float]]:
+        """Fresh copies of the usage maps, decayed from ``as_of_s`` to ``now``."""
         k = decay_factor(now - self.as_of_s, self.half_life_s)
-        return replace(self, as_of_s=now,
-                       projects={p: u * k for p, u in self.projects.items()},
-                       users={pu: u * k for pu, u in self.users.items()})
+        return ({p: u * k for p, u in self.projects.items()},
+                {pu: u * k for pu, u in self.users.items()})
+
+    @classmethod
+    def _owning(cls, half_life_s: float, as_of_s: float, projects: dict[str, float],
+                users: dict[tuple[str, str], float]) -> UsageLedger:
+        """A ledger made of checked values and fresh maps that nobody else holds: what the
+        constructor would check and copy (a replay makes thousands of ledgers)."""
+        ledger = object.__new__(cls)
+        for name, value in (("half_life_s", half_life_s), ("as_of_s", as_of_s),
+                            ("projects", projects), ("users", users)):
+            object.__setattr__(ledger, name, value)
+        return ledger
 
     def charge(self, project: str, user: str, gpu_s: float,
                start_s: float, end_s: float) -> UsageLedger:
@@ -116,19 +131,22 @@ class UsageLedger:
         if not items:
             return self
         latest = max(end_s for *_, end_s in items)
-        ledger = self.decayed_to(latest) if latest > self.as_of_s else self
-        projects = dict(ledger.projects)
-        users = dict(ledger.users)
+        if latest > self.as_of_s:  # decayed to the latest end, in one copy of the maps
+            as_of = latest
+            projects, users = self._decayed_maps(latest)
+        else:
+            as_of, projects, users = self.as_of_s, dict(self.projects), dict(self.users)
+        half_life = self.half_life_s
         weights: dict[tuple[float, float], float] = {}  # charges share a few intervals
         for project, user, gpu_s, start_s, end_s in items:
             weight = weights.get((start_s, end_s))
             if weight is None:
                 weight = weights[(start_s, end_s)] = accrual_weight(
-                    start_s, end_s, ledger.as_of_s, ledger.half_life_s)
+                    start_s, end_s, as_of, half_life)
             added = gpu_s * weight
             projects[project] = projects.get(project, 0.0) + added
             users[(project, user)] = users.get((project, user), 0.0) + added
-        return replace(ledger, projects=projects, users=users)
+        return UsageLedger._owning(half_life, as_of, projects, users)
 
     def project_usage(self, project: str) -> float:
         """Decayed GPU-seconds of ``project`` as of ``as_of_s`` (0 if never charged)."""

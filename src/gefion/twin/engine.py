@@ -34,6 +34,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import operator
 import re
 import time
 from collections import Counter
@@ -135,7 +136,10 @@ class _Engine:
         self.free: FreeIndex | None = FreeIndex(
             cluster, first_fit=policy.placement == "first-fit") if fast_path else None
         self.records: list[JobRecord] = []
-        self.specs: dict[tuple[object, ...], tuple[JobSpec, Shape | None, str, bool]] = {}
+        #: per distinct request: its spec, shape (None: dropped, for the reason), whether
+        #: it was rounded up, whether its runs may be evicted, and its QOS usage factor
+        self.specs: dict[tuple[object, ...],
+                         tuple[JobSpec, Shape | None, str, bool, bool, float]] = {}
         self.dropped: Counter[str] = Counter()
         self.ledger = UsageLedger()
         self.charger = UsageCharger()  # fed only when the policy orders by fair share
@@ -167,15 +171,18 @@ class _Engine:
         key = (tj.gpus, tj.time_limit_s, tj.project, tj.user, tj.qos)
         made = self.specs.get(key)
         if made is None:
-            made = self.specs[key] = job_spec(tj, self.cluster, self.qos,
-                                              node_gpus=self.state.whole_gpn)
-        spec, shape, why, rounded = made
+            spec, shape, why, rounded = job_spec(tj, self.cluster, self.qos,
+                                                 node_gpus=self.state.whole_gpn)
+            made = self.specs[key] = (spec, shape, why, rounded, self._evictable(spec),
+                                      self._usage_factor(spec))
+        spec, shape, why, rounded, evictable, factor = made
         if shape is None:
             self.dropped[drop_reason(why)] += 1
             return False
         self.rounded += rounded
         job = Job(tj.job_id, spec, now)
         run = JobRun(tj, job, shape)
+        run.evictable, run.rate = evictable, shape.gpus * factor
         self.active[job.id] = run
         self.waiting[job.id] = run
         self.tell(job.id, job)
@@ -220,9 +227,9 @@ class _Engine:
             run.first_start_s = now
         run.run_start_s = now
         self.running[job_id] = run
-        self.evictable += self._evictable(job.spec)
+        self.evictable += run.evictable
         run.token += 1
-        rate = run.shape.gpus * self._usage_factor(job.spec)
+        rate = run.rate
         if self.meter.kept:
             self.meter.started(job_id, job.spec.project, rate, now)
         if self.policy.uses_fairshare:
@@ -247,15 +254,13 @@ class _Engine:
             for n, idx in run.alloc:
                 self.free.change(n, len(idx))
         run.alloc = []
-        spec = run.job.spec
-        factor = self._usage_factor(spec)
         if self.meter.kept:
             self.meter.stopped(run.job.id, now)
         del self.running[run.job.id]
-        self.evictable -= self._evictable(spec)
+        self.evictable -= run.evictable
         if self.policy.uses_fairshare:
-            self.charger.stopped(run.job.id, spec.project, spec.user, run.shape.gpus * factor,
-                                 now)
+            spec = run.job.spec
+            self.charger.stopped(run.job.id, spec.project, spec.user, run.rate, now)
 
     def _evictable(self, spec: JobSpec) -> bool:
         return qos_named(self.qos, spec.qos).lets_evict(spec.preemptible)
@@ -555,8 +560,7 @@ class _Engine:
             sensitive=tuple(sorted(p for p, proj in self.projects.items() if proj.sensitive)))
 
 
-def _submit_order(r: JobRecord) -> tuple[float, str]:
-    return (r.submit_s, r.job_id)
+_submit_order = operator.attrgetter("submit_s", "job_id")
 
 
 _LOAD = re.compile(r"workload model seed=\d+ load=([0-9.eE+-]+)")

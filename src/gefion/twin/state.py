@@ -211,9 +211,9 @@ class ClusterState:
 class JobRun:
     """The engine's mutable record of one job that is pending or running."""
 
-    __slots__ = ("alloc", "energy_j", "first_start_s", "job", "job_w",
-                 "preemptions", "remaining_s", "requeue", "run_start_s", "runtime_s", "shape",
-                 "stopping", "token", "trace")
+    __slots__ = ("alloc", "energy_j", "evictable", "first_start_s", "job", "job_w",
+                 "preemptions", "rate", "remaining_s", "requeue", "run_start_s", "runtime_s",
+                 "shape", "stopping", "token", "trace")
 
     def __init__(self, trace: TraceJob, job: Job, shape: Shape) -> None:
         self.trace = trace
@@ -230,3 +230,6 @@ class JobRun:
         self.stopping = False
         self.requeue = True
         self.alloc: list[tuple[int, list[int]]] = []
+        #: whether its QOS or spec lets it be evicted; GPUs × QOS usage factor (fair share)
+        self.evictable = False
+        self.rate = float(shape.gpus)
