@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
+import gefion.core.cycle as cycle_module
 import gefion.twin.engine as engine_module
 from gefion.core.decisions import CycleResult
 from gefion.core.policies import get_policy
@@ -96,3 +98,40 @@ def test_a_cycle_that_could_only_have_preempted_nobody_is_skipped(
         assert skipping.preemptions > 0
     else:  # nobody is preemptible: cycles in which nothing fits are not run
         assert skipping.cycles < cycling.cycles - 50
+
+
+@pytest.mark.parametrize("policy,qos_every", [("gefion", 0), ("fifo-backfill", 0), ("gefion", 5)])
+def test_jobs_a_failed_start_dominates_get_in_bulk_the_verdict_of_their_own_turn(
+        policy: str, qos_every: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Once no more plans are made, a plain job whose shape a failed start of the cycle
+    # dominates is decided in a block (PRIORITY), not in a turn of its own: every cycle of
+    # a loaded run decides the same both ways, reasons and planned starts included.
+    real = engine_module.run_cycle
+    memo_test = cycle_module.FailureMemo.failed_all
+    beaten: list[int] = []
+
+    def counted(self: cycle_module.FailureMemo, *args: object) -> np.ndarray:
+        out = memo_test(self, *args)  # type: ignore[arg-type]
+        beaten.append(int(out.sum()))
+        return out
+
+    def none_beaten(self: cycle_module.FailureMemo, question: str, key: object,
+                    g: np.ndarray, *rest: object) -> np.ndarray:
+        return np.zeros(len(g), dtype=np.bool_)  # each job in a turn of its own
+
+    def both(snapshot: Snapshot, now: float, *args: object, **kw: object) -> CycleResult:
+        monkeypatch.setattr(cycle_module.FailureMemo, "failed_all", counted)
+        bulk: CycleResult = real(snapshot, now, *args, **kw)  # type: ignore[arg-type]
+        monkeypatch.setattr(cycle_module.FailureMemo, "failed_all", none_beaten)
+        turns: CycleResult = real(snapshot, now, *args, **kw)  # type: ignore[arg-type]
+        assert bulk.starts == turns.starts
+        assert bulk.preemptions == turns.preemptions
+        assert list(bulk.pending) == list(turns.pending)
+        assert bulk.planned == turns.planned
+        return bulk
+
+    monkeypatch.setattr(engine_module, "run_cycle", both)
+    result = simulate(overloaded(5, qos_every), preset("synthetic:12x8:4"),
+                      get_policy(policy), seed=5)
+    assert result.jobs
+    assert sum(beaten) >= 10  # jobs were decided in a block

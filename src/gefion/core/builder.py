@@ -28,7 +28,8 @@ import numpy as np
 
 from gefion.core.columns import Interned, PendingColumns, RunningColumns
 from gefion.core.grants import grant_balances
-from gefion.core.jobs import Job, JobState
+from gefion.core.jobs import Job, JobState, TopologyConstraint
+from gefion.core.profile import tau_column
 from gefion.core.reservations import Reservation
 from gefion.core.snapshot import (
     BaseView,
@@ -80,6 +81,9 @@ class SnapshotBuilder:
     def __init__(self, cluster: Cluster, *, qos: Mapping[str, QOS] | None = None) -> None:
         self._cluster = cluster
         self._qos: dict[str, QOS] = dict(qos) if qos is not None else dict(DEFAULT_QOS)
+        #: (QOS, spec's preemptible, spec's grace) -> (preemptible, grace, requeue) of a run
+        self._evictions: dict[tuple[str, bool | None, int | None],
+                              tuple[bool, int, bool]] = {}
         self._jobs: dict[str, Job] = {}
         self._states: dict[str, JobState] = {}
         self._exits: dict[str, int | None] = {}
@@ -91,7 +95,7 @@ class SnapshotBuilder:
         self._pslots: list[int] = []
         self._pslot_of: dict[str, int] = {}
         self._ptab = _Slots(2, _INTS)  # floats: submit_s, service_gpu_s; + flags below
-        self._flags = np.zeros((16, 3), dtype=np.bool_)  # plain, held, deps
+        self._flags = np.zeros((16, 4), dtype=np.bool_)  # plain, held, deps, one unit
         self._deps: set[str] = set()  # pending jobs with dependencies
         self._pcache: tuple[tuple[PendingJob, ...], PendingColumns] | None = None
         # running, in the order put
@@ -137,15 +141,20 @@ class SnapshotBuilder:
         self._free = np.where(up, self._cap - self._held, 0)
         top = cluster.max_gpus_per_node
         self._free_hist = np.bincount(np.clip(self._free, -1, top) + 1, minlength=top + 2)
+        # the same as lists, read on every change (a look-up in a list is cheaper)
+        self._up_list: list[bool] = up.tolist()
+        self._free_list: list[int] = self._free.tolist()
 
     def _free_change(self, node: int, gpus: int) -> None:
         """``gpus`` more (or fewer) GPUs free on ``node``, if it is up."""
-        if self._up[node]:
-            free, hist = self._free, self._free_hist
+        if self._up_list[node]:
+            free, hist = self._free_list, self._free_hist
             top = len(hist) - 2
-            hist[min(max(int(free[node]), -1), top) + 1] -= 1
-            free[node] += gpus
-            hist[min(max(int(free[node]), -1), top) + 1] += 1
+            old = free[node]
+            free[node] = new = old + gpus
+            self._free[node] = new
+            hist[min(max(old, -1), top) + 1] -= 1
+            hist[min(max(new, -1), top) + 1] += 1
 
     # -- changes ------------------------------------------------------------------------
     @property
@@ -176,6 +185,7 @@ class SnapshotBuilder:
         if dict(qos) == self._qos:
             return
         self._qos = dict(qos)
+        self._evictions.clear()
         running = [self._jobs[job_id] for job_id in self._running]
         for job in running:
             self._forget(job)
@@ -235,7 +245,8 @@ class SnapshotBuilder:
                               t.qos(spec.qos))
         self._flags[slot] = (shape is not None and not job.held and not spec.depends_on
                              and spec.reservation is None and spec.array_limit is None,
-                             shape is not None and job.held, bool(spec.depends_on))
+                             shape is not None and job.held, bool(spec.depends_on),
+                             spec.same_su is TopologyConstraint.REQUIRED)
         key = submit_key(job)
         at = len(self._pkeys) if not self._pkeys or key > self._pkeys[-1] \
             else bisect.bisect_left(self._pkeys, key)
@@ -258,19 +269,23 @@ class SnapshotBuilder:
 
     # -- running ------------------------------------------------------------------------
     def _add_running(self, job: Job) -> None:
-        cluster = self._cluster
-        q = qos_named(self._qos, job.spec.qos)
-        preemptible = q.lets_evict(job.spec.preemptible)
+        cluster, spec = self._cluster, job.spec
+        how = self._evictions.get((spec.qos, spec.preemptible, spec.grace_s))
+        if how is None:  # what a run's QOS and spec say of its eviction, once per kind
+            q = qos_named(self._qos, spec.qos)
+            evictable = q.lets_evict(spec.preemptible)
+            how = self._evictions[(spec.qos, spec.preemptible, spec.grace_s)] = (
+                evictable, spec.grace_s if spec.grace_s is not None else q.grace_s,
+                q.requeues if spec.preemptible is None else evictable)
+        preemptible, grace_s, requeue = how
         if len(job.allocation) == 1:  # most runs: nothing to sort
             ((name, gpu_ids),) = job.allocation
             alloc: tuple[tuple[int, int], ...] = ((cluster.index_of(name), len(gpu_ids)),)
         else:
             alloc = tuple(sorted((cluster.index_of(n), len(g)) for n, g in job.allocation))
         start = job.start_s if job.start_s is not None else job.submit_s
-        run = RunningJob(
-            job.id, job.spec, start, start + job.spec.time_limit_s, alloc, preemptible,
-            job.spec.grace_s if job.spec.grace_s is not None else q.grace_s,
-            q.requeues if job.spec.preemptible is None else preemptible, job.service_gpu_s)
+        run = RunningJob(job.id, spec, start, start + spec.time_limit_s, alloc, preemptible,
+                         grace_s, requeue, job.service_gpu_s)
         self._running[job.id] = run
         slot = self._rtab.take()
         if slot >= len(self._rflag):
@@ -339,7 +354,7 @@ class SnapshotBuilder:
             self._pcache = (tuple(self._pjobs), PendingColumns(
                 ids=list(self._pids), submit_s=f[:, 0], service_gpu_s=f[:, 1],
                 gpus=i[:, 0], gpus_per_node=i[:, 1], nodes=i[:, 2], limit_s=i[:, 3],
-                plain=flags[:, 0], held=flags[:, 1], deps=flags[:, 2],
+                plain=flags[:, 0], held=flags[:, 1], deps=flags[:, 2], one_unit=flags[:, 3],
                 project=i[:, 4], pair=i[:, 5], qos=i[:, 6],
                 tables=self._interned.frozen()))
         return self._pcache
@@ -370,23 +385,13 @@ class SnapshotBuilder:
         arrays, not copies (a cycle on 12,500 nodes would spend most of its time copying),
         with the generation they belong to. Any later change bumps the generation, and a
         cycle given an older one computes its base afresh (:func:`current_base`)."""
-        tau, cap = self._tau, self._cap
-        for n in self._dirty:
-            col = tau[:, n]
-            col[:] = np.inf
-            free = int(cap[n] - self._held[n])
-            top_cap = int(cap[n])
-            col[: max(0, min(free, top_cap)) + 1] = -np.inf
-            g = max(0, min(free, top_cap)) + 1
-            for t, gpus in self._node_rel[n]:
-                free += gpus
-                top = min(free, top_cap)
-                if top >= g:
-                    col[g: top + 1] = t
-                    g = top + 1
-                if g > top_cap:
-                    break
+        tau = self._tau
         if self._dirty:
+            rows = len(tau)
+            cap, held = self._cap.tolist(), self._held.tolist()
+            for n in self._dirty:
+                tau[:, n] = tau_column(cap[n] - held[n], cap[n], self._node_rel[n], -math.inf,
+                                       rows)
             self._dirty.clear()
             self._generation[0] += 1
         ends, running = self._ends, self._running

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gefion.core.jobs import TopologyConstraint
 from gefion.core.snapshot import Snapshot
 
 IntArray = npt.NDArray[np.int64]
@@ -82,6 +83,7 @@ class PendingColumns:
     plain: BoolArray
     held: BoolArray  # held by a user or operator, with a valid shape
     deps: BoolArray  # has dependencies
+    one_unit: BoolArray  # must run within one scalable unit (same_su required)
     project: IntArray  # index into ``projects``
     pair: IntArray  # index into ``pairs``
     qos: IntArray  # index into ``qos_names``
@@ -122,7 +124,7 @@ def pending_columns(snapshot: Snapshot) -> PendingColumns:
     if cached is not None:
         return cached
     t = Interned()
-    rows, idx, plain, held, deps = [], [], [], [], []
+    rows, idx, plain, held, deps, one_unit = [], [], [], [], [], []
     for p in snapshot.pending:
         spec, shape = p.spec, p.shape
         rows.append((p.submit_s, p.service_gpu_s, spec.gpus,
@@ -133,6 +135,7 @@ def pending_columns(snapshot: Snapshot) -> PendingColumns:
                      and spec.reservation is None and spec.array_limit is None)
         held.append(shape is not None and p.held)
         deps.append(bool(spec.depends_on))
+        one_unit.append(spec.same_su is TopologyConstraint.REQUIRED)
     n = len(rows)
     f = np.array(rows, dtype=np.float64).reshape(n, 6)
     i = np.array(idx, dtype=np.int64).reshape(n, 3)
@@ -141,7 +144,8 @@ def pending_columns(snapshot: Snapshot) -> PendingColumns:
         ids=[p.id for p in snapshot.pending], submit_s=f[:, 0], service_gpu_s=f[:, 1],
         gpus=ints[:, 0], gpus_per_node=ints[:, 1], nodes=ints[:, 2], limit_s=ints[:, 3],
         plain=np.array(plain, dtype=np.bool_), held=np.array(held, dtype=np.bool_),
-        deps=np.array(deps, dtype=np.bool_), project=i[:, 0], pair=i[:, 1], qos=i[:, 2],
+        deps=np.array(deps, dtype=np.bool_), one_unit=np.array(one_unit, dtype=np.bool_),
+        project=i[:, 0], pair=i[:, 1], qos=i[:, 2],
         tables=t.frozen())
     object.__setattr__(snapshot, "_columns", columns)
     return columns

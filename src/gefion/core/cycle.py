@@ -54,6 +54,7 @@ _PREEMPT_FOR = frozenset({PendingReason.RESOURCES, PendingReason.TOPOLOGY,
 _REQUIRED = TopologyConstraint.REQUIRED
 _CHUNK = 512
 _HELD = RUN_REASONS.index(PendingReason.HELD)
+_PRIORITY = RUN_REASONS.index(PendingReason.PRIORITY)
 _PLAIN_LOOSE = (None, (), None, False)
 #: Nodes that may have gained room since a carried plan was made, checked one by one
 #: (carry.py, condition 3); with more, the plan is searched anew.
@@ -79,6 +80,14 @@ class FailureMemo:
 
     def add(self, question: str, key: object, g: int, count: int, d: int) -> None:
         self._failed.setdefault((question, key), []).append((g, count, d))
+
+    def failed_all(self, question: str, key: object, g: IntArray, count: IntArray,
+                   d: IntArray) -> BoolArray:
+        """:meth:`failed` for many jobs of the same class key at once (one per element)."""
+        out = np.zeros(len(g), dtype=np.bool_)
+        for fg, fc, fd in self._failed.get((question, key), ()):
+            out |= (g >= fg) & (count >= fc) & (d >= fd)
+        return out
 
 
 class _Cycle:
@@ -551,8 +560,10 @@ class _Cycle:
 
         A plain job that does not even find enough nodes with its GPUs free now (plans
         ignored) cannot start, and capacity only shrinks within a cycle: runs of such jobs
-        are decided as a block. The others go one by one; the block test is redone after
-        each start.
+        are decided as a block. So are plain jobs that any up nodes may take and whose shape
+        a failed start of this cycle dominates (:class:`FailureMemo`): their own turn would
+        find the memo's failure and make them wait for the plans ahead (``PRIORITY``). The
+        others go one by one; the block test is redone after each start.
         """
         cols = pending_columns(self.snap)
         rest = np.asarray(order[first:], dtype=np.int64)
@@ -569,6 +580,11 @@ class _Cycle:
         top = self.avail.max_gpus
         g = np.minimum(cols.gpus_per_node[rest], top)
         count = cols.nodes[rest]
+        # Plain jobs that any set of up nodes may take share the memo's class key
+        # _PLAIN_LOOSE: those a failure already dominates are decided as a block too.
+        loose = simple & ~cols.one_unit[rest] if not (
+            self.snap.reservations or self.sensitive) else np.zeros(len(rest), dtype=np.bool_)
+        g_asked, limit = cols.gpus_per_node[rest], cols.limit_s[rest]
         up_ge, all_ge = self.snap.cluster.nodes_ge
         down = ((up_ge[g] < count) & (all_ge[g] >= count)).astype(np.int64)
         strict = np.full(len(rest), 2, dtype=np.int64)  # codes index RUN_REASONS
@@ -591,8 +607,13 @@ class _Cycle:
             end = min(n, pos + _CHUNK)
             if self.policy.backfill:
                 count_ge = self._count_ge_table()
-                bulk = simple[pos:end] & (count_ge[g[pos:end]] < count[pos:end])
-                reasons = down[pos:end]
+                short = count_ge[g[pos:end]] < count[pos:end]
+                # a plain job with enough nodes free, whose shape a failed start dominates,
+                # waits for the plans ahead of it: what its own turn would find
+                beaten = loose[pos:end] & ~short & self.memo.failed_all(
+                    "start", _PLAIN_LOOSE, g_asked[pos:end], count[pos:end], limit[pos:end])
+                bulk = (simple[pos:end] & short) | beaten
+                reasons = np.where(short, down[pos:end], _PRIORITY)
             else:
                 bulk, reasons = simple[pos:end], strict[pos:end]
             h = held[pos:end]

@@ -95,11 +95,22 @@ def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_c
                 break
             extra.extend(t for t in (ws, we) if t >= lower)
     # Candidate starts: when GPUs come back, when plans end, window edges — ascending.
-    times = np.unique(np.concatenate((finite[finite > lower], np.asarray(extra))))
+    times = _ascending_unique(np.concatenate((finite[finite > lower], np.asarray(extra))))
     times = times[times < INF]
     if req.reservations:  # reservation blocks differ per start: try each start in turn
         return _walk(avail, req, times, finite, node_units, unit_count)
     return _scan(avail, req, times, node_units, unit_count)
+
+
+def _ascending_unique(values: FloatArray) -> FloatArray:
+    """``np.unique(values)`` without its general-purpose checks (a search's hot path)."""
+    values.sort()
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
 
 
 def _walk(avail: Availability, req: Request, times: FloatArray, finite: FloatArray,
@@ -148,11 +159,12 @@ def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntA
     nodes_ok = req.allowed.nonzero()[0]
     if len(nodes_ok) < need:
         return None
-    base = avail.tau_for(g)[nodes_ok]
+    every = len(nodes_ok) == avail.n  # the usual case: no column to gather
+    base = avail.tau_for(g) if every else avail.tau_for(g)[nodes_ok]
     edges = avail.profile.time_array
     if not len(edges):
         starts = times[times >= float(np.partition(base, need - 1)[need - 1])]
-        return _first_fit_of(avail, req, starts, node_units, unit_count)
+        return _fit_in_run(avail, req, starts, base, nodes_ok, node_units, unit_count)
     k0 = np.maximum(np.searchsorted(edges, times, side="right") - 1, 0)
     k1 = np.searchsorted(edges, times + d, side="left")
     under = times >= edges[0]  # a row already holds at the start itself
@@ -161,8 +173,11 @@ def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntA
     bounds = np.array([0, *cut.tolist(), len(times)])
     # needs[k, n]: when node n has g GPUs plus row k's hold free (inf: never)
     top = avail.max_gpus + 1
-    table = np.vstack((avail.tau, np.full((1, avail.n), INF)))
-    needs = table[np.minimum(g + avail.profile.rows[:, nodes_ok], top), nodes_ok]
+    table = avail.tau_padded()
+    if every:
+        needs = np.take_along_axis(table, np.minimum(g + avail.profile.rows, top), axis=0)
+    else:
+        needs = table[np.minimum(g + avail.profile.rows[:, nodes_ok], top), nodes_ok]
     late = np.zeros((len(edges) + 1, len(nodes_ok)), dtype=np.int64)
     np.cumsum(needs > edges[:, None], axis=0, out=late[1:])  # rows < k whose hold is late
     for c in range(0, len(bounds) - 1, _RUNS):
@@ -180,10 +195,30 @@ def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntA
         for r in (earliest < INF).nonzero()[0].tolist():
             lo_t, hi_t = int(run_at[r]), int(run_at[r + 1])
             run = times[lo_t:hi_t]
-            fit = _first_fit_of(avail, req, run[run >= earliest[r]], node_units, unit_count)
+            fit = _fit_in_run(avail, req, run[run >= earliest[r]], ready[r], nodes_ok,
+                              node_units, unit_count)
             if fit is not None:
                 return fit
     return None
+
+
+def _fit_in_run(avail: Availability, req: Request, starts: FloatArray, ready: FloatArray,
+                nodes_ok: IntArray, node_units: IntArray, unit_count: int) -> Fit | None:
+    """The first of ``starts`` (ascending, within one run of :func:`_scan`, from the run's
+    N-th smallest threshold on) at which ``req`` fits; ``ready`` holds the run's threshold
+    of each node of ``nodes_ok``.
+
+    At the first start, the nodes whose threshold has passed are exactly those
+    :meth:`Availability.usable` finds, and there are at least N. When there are just N,
+    :func:`~gefion.core.placement.choose_nodes` has nothing to choose — any placement
+    but one in a single unit takes them all — so they are the fit, without asking
+    :func:`fit_at` (most searches end so: one node becomes free first)."""
+    if len(starts) and not req.one_unit:
+        t = float(starts[0])
+        at = (ready <= t).nonzero()[0]
+        if len(at) == req.nodes:
+            return Fit(t, nodes_ok[at])
+    return _first_fit_of(avail, req, starts, node_units, unit_count)
 
 
 #: Runs of candidate starts decided together by :func:`_scan`.

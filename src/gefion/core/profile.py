@@ -16,7 +16,7 @@ Times are seconds; ``inf`` means "never".
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,6 +79,7 @@ class Availability:
         # A node that is drained or down offers nothing, now or later.
         self.free: IntArray
         self._tau: FloatArray | None = None
+        self._padded: FloatArray | None = None  # see tau_padded
         self._tau_raw: FloatArray | None = None
         self._lent_releases: Sequence[Sequence[tuple[float, int]]] | None = None
         if lent is not None:
@@ -110,6 +111,16 @@ class Availability:
     @tau.setter
     def tau(self, value: FloatArray) -> None:
         self._tau = value
+        self._padded = None
+
+    def tau_padded(self) -> FloatArray:
+        """``tau`` up to date, with a last row of ``inf`` below it: row ``g`` for any ``g``
+        up to one past the largest node is then a look-up (``inf``: never)."""
+        self._refresh()
+        padded = self._padded
+        if padded is None:
+            padded = self._padded = np.vstack((self.tau, np.full((1, self.n), INF)))
+        return padded
 
     # -- building the base --------------------------------------------------------------
     def hold(self, node: int, gpus: int, until_s: float) -> None:
@@ -164,6 +175,7 @@ class Availability:
         """``tau`` for every node from the free GPUs and the sorted releases, vectorised:
         each release sets ``tau[g, n]`` for the sizes ``g`` it newly makes reachable."""
         tau = self.tau
+        self._padded = None
         tau[:] = INF
         sizes = np.arange(self.max_gpus + 1)[:, None]
         tau[(sizes <= self.free[None, :]) & self.up[None, :]] = self.now
@@ -188,25 +200,14 @@ class Availability:
     def _refresh(self) -> None:
         if not self._dirty:
             return
-        tau = self.tau
+        self._padded = None
+        tau, rows = self.tau, self.max_gpus + 1
         for n in self._dirty:
-            col = tau[:, n]
-            col[:] = INF
             if not self.up[n]:
+                tau[:, n] = INF
                 continue
-            free = int(self.free[n])
-            cap = int(self.capacity[n])
-            limit = min(free, cap)
-            col[: max(0, limit) + 1] = self.now
-            g = max(0, limit) + 1
-            for t, gpus in self._node_releases(n):
-                free += gpus
-                top = min(free, cap)
-                if top >= g:
-                    col[g: top + 1] = t
-                    g = top + 1
-                if g > cap:
-                    break
+            tau[:, n] = tau_column(int(self.free[n]), int(self.capacity[n]),
+                                   self._node_releases(n), self.now, rows)
         self._dirty.clear()
 
     # -- queries ------------------------------------------------------------------------
@@ -313,6 +314,25 @@ class Availability:
                     if free[n] < gpus:
                         ok[n] = False
         return ok, free
+
+
+def tau_column(free: int, capacity: int, releases: Iterable[tuple[float, int]], now: float,
+               rows: int) -> list[float]:
+    """One node's column of ``tau``: for ``g`` = 0 … ``rows - 1``, when the node first has
+    ``g`` GPUs free — ``now`` for up to ``free`` GPUs, then as ``releases`` (time, GPUs; in
+    time order) give GPUs back; ``inf`` past its ``capacity`` and past all it gets back."""
+    reach = max(0, min(free, capacity))
+    col = [now] * (reach + 1) + [INF] * (rows - reach - 1)
+    g = reach + 1
+    for t, gpus in releases:
+        if g > capacity:
+            break
+        free += gpus
+        top = min(free, capacity)
+        if top >= g:
+            col[g:top + 1] = [t] * (top + 1 - g)
+            g = top + 1
+    return col
 
 
 def reservation_blocks(reservations: Sequence[Reservation], node_index: dict[str, int],

@@ -33,6 +33,15 @@ def decay_factor(elapsed_s: float, half_life_s: float) -> float:
     return math.pow(2.0, -elapsed_s / half_life_s)
 
 
+def _refuse(gpu_s: float, start_s: float, end_s: float) -> None:
+    """Raise the :class:`InputError` that says what is wrong with a charge."""
+    if not (math.isfinite(gpu_s) and gpu_s >= 0):
+        raise InputError(f"must be a finite number >= 0, got {gpu_s}", field="gpu_s")
+    if not (math.isfinite(start_s) and math.isfinite(end_s)):
+        raise InputError(f"times must be finite, got [{start_s}, {end_s}]", field="start")
+    raise InputError(f"end {end_s} is before start {start_s}", field="end")
+
+
 def accrual_weight(start_s: float, end_s: float, as_of_s: float, half_life_s: float) -> float:
     """What one unit of usage spread evenly over ``[start_s, end_s]`` is worth at ``as_of_s``.
 
@@ -120,17 +129,15 @@ class UsageLedger:
         :meth:`charge` gives for each in turn (charges commute), for one copy of the maps.
         It is as of the latest end, if that is later than ``as_of_s``."""
         items = list(charges)
-        for _, _, gpu_s, start_s, end_s in items:
-            if not (math.isfinite(gpu_s) and gpu_s >= 0):
-                raise InputError(f"must be a finite number >= 0, got {gpu_s}", field="gpu_s")
-            if not (math.isfinite(start_s) and math.isfinite(end_s)):
-                raise InputError(f"times must be finite, got [{start_s}, {end_s}]",
-                                 field="start")
-            if end_s < start_s:
-                raise InputError(f"end {end_s} is before start {start_s}", field="end")
         if not items:
             return self
-        latest = max(end_s for *_, end_s in items)
+        latest = -math.inf
+        for _, _, gpu_s, start_s, end_s in items:
+            # one chain of comparisons (NaN fails them all); the reason only on failure
+            if not (0.0 <= gpu_s < math.inf and -math.inf < start_s <= end_s < math.inf):
+                _refuse(gpu_s, start_s, end_s)
+            if end_s > latest:
+                latest = end_s
         if latest > self.as_of_s:  # decayed to the latest end, in one copy of the maps
             as_of = latest
             projects, users = self._decayed_maps(latest)

@@ -217,10 +217,14 @@ class _Engine:
             for n, idx in alloc:
                 self.free.change(n, -len(idx))
         names = self.state.names
+        if len(alloc) == 1:  # most runs
+            ((n, idx),) = alloc
+            held: tuple[tuple[str, tuple[int, ...]], ...] = ((names[n], tuple(idx)),)
+        else:
+            held = tuple((names[n], tuple(idx)) for n, idx in alloc)
         old = run.job  # a new record, made directly: the hot path of every start
         run.job = job = Job(old.id, old.spec, old.submit_s, JobState.RUNNING, now, old.end_s,
-                            tuple((names[n], tuple(idx)) for n, idx in alloc), old.held,
-                            old.exit_code, old.service_gpu_s, old.restarts)
+                            held, old.held, old.exit_code, old.service_gpu_s, old.restarts)
         del self.waiting[job_id]
         self.tell(job_id, job)
         if run.first_start_s is None:
