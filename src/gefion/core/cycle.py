@@ -39,7 +39,7 @@ from gefion.core.decisions import (
 )
 from gefion.core.filters import reject, singleton_owners
 from gefion.core.jobs import JobSpec, TopologyConstraint
-from gefion.core.planner import Fit, Request, earliest_fit, fit_at, fits_at
+from gefion.core.planner import Fit, Request, earliest_fit, fit_at, fitting_nodes
 from gefion.core.plans import Plan, PlanProfile
 from gefion.core.policies.base import Policy
 from gefion.core.preemption import choose_victims
@@ -88,6 +88,36 @@ class FailureMemo:
         for fg, fc, fd in self._failed.get((question, key), ()):
             out |= (g >= fg) & (count >= fc) & (d >= fd)
         return out
+
+
+class _Witness:
+    """A job behind the one being planned that could start now, around the plans so far:
+    proof that a plan matters (see ``_Cycle._plan_matters``).
+
+    A start or a plan takes GPUs on its own nodes only, from its start on; which nodes a
+    job may use now depends on each node alone. So while the nodes it may use that no later
+    start or plan has touched before its time limit ends are still enough, it still fits.
+    ``nodes`` None (not plain, or one unit required): any such start or plan ends it."""
+
+    __slots__ = ("end", "need", "nodes", "rank", "seen")
+
+    def __init__(self, rank: int, end: float, need: int, nodes: set[int] | None,
+                 seen: int) -> None:
+        self.rank, self.end, self.need, self.nodes, self.seen = rank, end, need, nodes, seen
+
+    def holds(self, taken: list[tuple[float, tuple[int, ...]]]) -> bool:
+        """Whether it still fits after ``taken[seen:]`` (from when, on which nodes)."""
+        nodes = self.nodes
+        for start, on in taken[self.seen:]:
+            if start >= self.end:
+                continue  # it begins after the witness would have ended
+            if nodes is None:
+                return False
+            nodes.difference_update(on)
+            if len(nodes) < self.need:
+                return False
+        self.seen = len(taken)
+        return True
 
 
 class _Cycle:
@@ -175,8 +205,10 @@ class _Cycle:
         self.order: list[int] = []
         #: (starts when computed, ranks that may start: see _hopeful)
         self._hope: tuple[int, list[int]] | None = None
-        #: (rank, end of its time limit, starts, plans) of the last job found able to start
-        self._witness: tuple[int, float, int, int] | None = None
+        #: the last job found able to start (see _plan_matters)
+        self._witness: _Witness | None = None
+        #: (from when, on which nodes) of every start and plan made so far, in order
+        self._taken: list[tuple[float, tuple[int, ...]]] = []
 
     # -- bookkeeping --------------------------------------------------------------------
     def _count(self, project: str, user: str, qos: str, gpus: int) -> None:
@@ -248,6 +280,7 @@ class _Cycle:
         if job.spec.array_id is not None and self._arrays is not None:
             self._arrays[job.spec.array_id] = self._arrays.get(job.spec.array_id, 0) + 1
         self.starts.append(Start(job.id, self._placement(nodes, g), backfilled))
+        self._taken.append((self.now, tuple(nodes.tolist())))
         if self.sensitive:  # allowed masks depend on who runs where
             self.requests.clear()
         prior = self.carry.by_job.get(job.id) if self.carry is not None else None
@@ -449,6 +482,7 @@ class _Cycle:
                 self.carried[job.id] = CarriedPlan(plan, (g, count, float(d)), len(self.made))
                 self.made.append(plan)
                 self.made_set.add(plan)
+                self._taken.append((plan.start_s, plan.nodes))
                 self.planned[job.id] = self._placement(fit.nodes, g)
         if self.preempt and reason in _PREEMPT_FOR:
             self.blocked.append((rank, i, len(verdicts)))
@@ -471,17 +505,18 @@ class _Cycle:
             self.hopeless = True
             return False
         witness = self._witness
-        if witness is not None and witness[0] > rank and witness[2] == len(self.starts) \
-                and all(p.start_s >= witness[1] for p in self.made[witness[3]:]):
-            return True  # it still fits: no start since, and no plan since reaches it
+        if witness is not None and witness.rank > rank and witness.holds(self._taken):
+            return True
         ranks, pending, order = self._hopeful(), self.snap.pending, self.order
         at = bisect.bisect_right(ranks, rank)
         for j in range(at, len(ranks)):
             job = pending[order[ranks[j]]]
-            if self._may_start(job):
+            fits, nodes = self._may_start(job)
+            if fits:
                 del ranks[at:j]  # they cannot start this cycle
-                self._witness = (ranks[at], self.now + job.spec.time_limit_s,
-                                 len(self.starts), len(self.made))
+                need = job.shape.nodes if job.shape is not None else 0
+                self._witness = _Witness(ranks[at], self.now + job.spec.time_limit_s, need,
+                                         nodes, len(self._taken))
                 return True
         del ranks[at:]
         self.hopeless = True
@@ -502,21 +537,23 @@ class _Cycle:
             hope = self._hope = (len(self.starts), may.nonzero()[0].tolist())
         return hope[1]
 
-    def _may_start(self, job: PendingJob) -> bool:
+    def _may_start(self, job: PendingJob) -> tuple[bool, set[int] | None]:
         """Whether ``job`` fits now around the plans so far (phase 3 of its own turn, with
-        the same memo); a job that is not plain or has limits is assumed to."""
+        the same memo); a job that is not plain or has limits is assumed to. If it fits,
+        also the nodes it may use, where any of them will do (None: not known)."""
         spec, shape = job.spec, job.shape
         if shape is None or self._filtered(job) or self._limited(spec):
-            return True
+            return True, None
         g, count, d = shape.gpus_per_node, shape.nodes, spec.time_limit_s
         key = self._class_key(job)
         if self.avail.count_ge(g) < count or self.memo.failed("start", key, g, count, d):
-            return False
-        if fits_at(self.avail, self._request(job), self.now, self.node_units,
-                   self.unit_count):
-            return True
+            return False, None
+        req = self._request(job)
+        ok = fitting_nodes(self.avail, req, self.now, self.node_units, self.unit_count)
+        if ok is not None:
+            return True, None if req.one_unit else set(ok.nonzero()[0].tolist())
         self.memo.add("start", key, g, count, d)
-        return False
+        return False, None
 
     def _carried_fit(self, job_id: str, key: tuple[object, ...], req: Request,
                      d: float) -> Fit | None:

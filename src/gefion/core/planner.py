@@ -64,13 +64,20 @@ def fits_at(avail: Availability, req: Request, start: float, node_units: IntArra
             unit_count: int) -> bool:
     """Whether :func:`fit_at` finds nodes for ``req`` at ``start`` (around every plan),
     without choosing them: enough usable nodes, in one unit if it must be one."""
+    return fitting_nodes(avail, req, start, node_units, unit_count) is not None
+
+
+def fitting_nodes(avail: Availability, req: Request, start: float, node_units: IntArray,
+                  unit_count: int) -> BoolArray | None:
+    """The nodes :func:`fit_at` may choose from for ``req`` at ``start`` (a mask), if they
+    are enough — in one unit if it must be one; None if it does not fit then."""
     end = start + req.duration_s
     ok, _ = avail.usable(req.gpus_per_node, req.allowed, start, end,
                          blocks=req.reservation_blocks(start, end))
     if not req.one_unit:
-        return int(np.count_nonzero(ok)) >= req.nodes
+        return ok if int(np.count_nonzero(ok)) >= req.nodes else None
     per_unit = np.bincount(node_units[ok], minlength=unit_count)
-    return bool(len(per_unit)) and int(per_unit.max()) >= req.nodes
+    return ok if len(per_unit) and int(per_unit.max()) >= req.nodes else None
 
 
 def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_count: int,
