@@ -40,6 +40,12 @@ def overloaded(seed: int, qos_every: int = 0) -> Trace:
         for k, j in enumerate(trace.jobs)))
 
 
+def _every_cycle_runs(self: engine_module._Engine, snapshot: Snapshot,
+                      now: float) -> int | None:
+    """No cycle decided from free GPUs (core.prefix): run_cycle sees every one."""
+    return None
+
+
 @pytest.mark.parametrize("policy,qos_every", [
     ("gefion", 0), ("fifo-backfill", 0), ("gefion", 5), ("las", 0)])
 def test_a_cycle_without_etas_decides_what_the_full_cycle_decides(
@@ -60,6 +66,7 @@ def test_a_cycle_without_etas_decides_what_the_full_cycle_decides(
         return cheap
 
     monkeypatch.setattr(engine_module, "run_cycle", both)
+    monkeypatch.setattr(engine_module._Engine, "prefix_cycle", _every_cycle_runs)
     result = simulate(overloaded(3, qos_every), preset("synthetic:12x8:4"),
                       get_policy(policy), seed=3)
     assert result.jobs and len(fewer) > 100
@@ -131,6 +138,7 @@ def test_jobs_a_failed_start_dominates_get_in_bulk_the_verdict_of_their_own_turn
         return bulk
 
     monkeypatch.setattr(engine_module, "run_cycle", both)
+    monkeypatch.setattr(engine_module._Engine, "prefix_cycle", _every_cycle_runs)
     result = simulate(overloaded(5, qos_every), preset("synthetic:12x8:4"),
                       get_policy(policy), seed=5)
     assert result.jobs

@@ -43,6 +43,7 @@ from gefion.core.planner import Fit, Request, earliest_fit, fit_at, fitting_node
 from gefion.core.plans import Plan, PlanProfile
 from gefion.core.policies.base import Policy
 from gefion.core.preemption import choose_victims
+from gefion.core.prefix import priority_order
 from gefion.core.profile import Availability, Block, BoolArray, IntArray, reservation_blocks
 from gefion.core.snapshot import PendingJob, Snapshot, current_base
 
@@ -397,9 +398,7 @@ class _Cycle:
         snap, policy = self.snap, self.policy
         self.owners = singleton_owners(snap)
         self.res_names = frozenset(self.res_by_name)
-        table = policy.priorities(snap, self.now)  # phase 2
-        order = list(range(len(snap.pending))) if table.in_snapshot_order else \
-            np.lexsort((np.arange(len(snap.pending)), -table.priority)).tolist()
+        table, order = priority_order(policy, snap, self.now)  # phase 2
         self.order = order
         depth = policy.depth
         held = self._held_runs(order)

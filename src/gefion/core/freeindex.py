@@ -14,6 +14,7 @@ itself. Bodies keep one beside their cycle (:mod:`gefion.core.strict`, the twin'
 from __future__ import annotations
 
 import bisect
+import itertools
 
 import numpy as np
 
@@ -149,6 +150,12 @@ class FreeIndex:
     def usable(self, g: int) -> int:
         """Up nodes with ``g`` GPUs free or more."""
         return sum(self._hist[g:])
+
+    def count_ge_table(self) -> IntArray:
+        """:meth:`usable` for ``g`` = 0 … the largest node, and a trailing 0 for larger
+        requests."""
+        at_least = [*itertools.accumulate(reversed(self._hist))]
+        return np.array([*reversed(at_least), 0], dtype=np.int64)
 
     def place(self, count: int, g: int) -> list[int] | None:
         """What ``choose_nodes`` picks among the up nodes with ``g`` GPUs free, or None."""

@@ -45,6 +45,7 @@ import numpy as np
 
 from gefion.core.builder import SnapshotBuilder
 from gefion.core.carry import PlanCarry
+from gefion.core.columns import pending_columns
 from gefion.core.cycle import run_cycle
 from gefion.core.decisions import CycleResult
 from gefion.core.errors import InputError
@@ -53,6 +54,7 @@ from gefion.core.grants import grant_balances
 from gefion.core.invariants import assert_invariants
 from gefion.core.jobs import Job, JobSpec, JobState, Shape, check_transition
 from gefion.core.policies.base import PLACEMENTS, Policy
+from gefion.core.prefix import plain_prefix, priority_order
 from gefion.core.reservations import Reservation
 from gefion.core.snapshot import Snapshot
 from gefion.core.strict import plain_body, strict_policy
@@ -385,6 +387,10 @@ class _Engine:
             now, reservations=self.reservations, projects=self.projects,
             fairshare_table=self.shares, grants=meter.grants if meter.active else (),
             charged_gpu_s=meter.charged_gpu_s(now) if meter.active else None)
+        if self.free is not None and self.policy.backfill and not self._may_evict():
+            started = self.prefix_cycle(snapshot, now)
+            if started is not None:
+                return started
         # On the fast path nobody reads ETAs: plan only what the decisions depend on.
         result = run_cycle(snapshot, now, self.policy, carry=self.carry,
                            etas=self.free is None)
@@ -422,6 +428,26 @@ class _Engine:
             self.shares = None  # the factors of this ledger, made when a snapshot needs them
             self.shares_at = now
 
+    def prefix_cycle(self, snapshot: Snapshot, now: float) -> int | None:
+        """Carry out the cycle over ``snapshot`` if it makes no plan: the jobs it starts are
+        a prefix of the priority order, placed by the index of free GPUs
+        (:func:`gefion.core.prefix.plain_prefix`); the starts made, or None if the cycle
+        must run (it would plan, or a pending job is not plain)."""
+        assert self.free is not None
+        cols = pending_columns(snapshot)
+        if not cols.plain.all() or cols.one_unit.any():
+            return None
+        _, order = priority_order(self.policy, snapshot, now)
+        starts = plain_prefix(order, cols.nodes, cols.gpus_per_node, self.free)
+        if starts is None:
+            return None
+        self.cycles += 1
+        self.barrier = self.carry = None  # no plan was made
+        for i, nodes in starts:
+            g = int(cols.gpus_per_node[i])
+            self.start(cols.ids[i], tuple((n, g) for n in nodes), now)
+        return len(starts)
+
     def lone_start(self, now: float) -> bool:
         """Start the only pending job where the core's cycle would, if it fits now: in a
         plain setting (core.strict.plain_body) ``run_cycle`` starts a lone plain job where
@@ -449,15 +475,20 @@ class _Engine:
         policy, the head of the queue the last cycle named as its barrier does not fit."""
         if self.state.pending_count == 0:
             return False
-        policy = self.policy
-        if policy.preemption and self.state.running_count and (
-                self.evictable or not policy.evicts_preemptible_only):
+        if self._may_evict():
             return True
         if self.barrier is not None and self.barrier[0] in self.active:
             # The core's word: the head of a strict queue that does not fit holds back all.
             _, count, gpus = self.barrier
             return self.state.fits(count, gpus)
         return self.state.any_pending_fits()
+
+    def _may_evict(self) -> bool:
+        """Whether the cycle may preempt: the policy preempts, something runs, and the
+        policy evicts anyone or some running job is marked preemptible."""
+        policy = self.policy
+        return bool(policy.preemption and self.state.running_count and (
+            self.evictable or not policy.evicts_preemptible_only))
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, progress: Callable[[float, float], None] | None,

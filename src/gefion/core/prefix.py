@@ -1,0 +1,80 @@
+"""A cycle's priority order, and the cycles that make no plan, decided from free GPUs.
+
+:func:`priority_order` is phase 2 of the cycle — the policy's table and the pending jobs in
+its order — made once per snapshot, policy and time, so that a body that looks at the order
+before it calls :func:`gefion.core.cycle.run_cycle` costs the cycle nothing.
+
+:func:`plain_prefix` decides, from a body's index of free GPUs, a cycle that
+``run_cycle(..., etas=False)`` would end without making a plan. It applies when
+
+* the setting is plain (:func:`gefion.core.strict.plain_body`), the policy backfills, and
+  no running job may be evicted (so the cycle preempts nothing and nothing reads plans);
+* every pending job is plain (a valid shape, not held, no dependency, reservation or array
+  limit) and may use any up nodes (no single unit required).
+
+Then ``run_cycle`` starts jobs in priority order while each fits: no plan exists before the
+first job that waits, so it starts where :func:`~gefion.core.placement.choose_nodes` places
+it among the up nodes with its GPUs free — :meth:`FreeIndex.place`. At the first job that
+does not fit, it plans only if some job behind could start now around the plans so far
+(``_plan_matters``; there are none yet), that is if some job behind finds enough up nodes
+with its GPUs free. If none does, the cycle is hopeless: capacity only shrinks within a
+cycle, so it starts nothing more, and the starts are the prefix. Otherwise the cycle plans,
+and :func:`plain_prefix` returns None: the body runs the cycle. A test holds the two to the
+same starts, cycle by cycle, on loaded replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from gefion.core.freeindex import FreeIndex
+from gefion.core.placement import IntArray
+from gefion.core.policies.base import Policy
+from gefion.core.priority import PriorityTable
+from gefion.core.snapshot import Snapshot
+
+
+def priority_order(policy: Policy, snapshot: Snapshot, now: float
+                   ) -> tuple[PriorityTable, list[int]]:
+    """``policy``'s priority table of ``snapshot`` at ``now``, and the snapshot indices of
+    the pending jobs in priority order (highest first, snapshot order on ties); made once
+    per snapshot, policy and time."""
+    cached = snapshot.__dict__.get("_priority_order")
+    if cached is not None and cached[0] is policy and cached[1] == now:
+        return cached[2], cached[3]
+    table = policy.priorities(snapshot, now)
+    n = len(snapshot.pending)
+    order: list[int] = list(range(n)) if table.in_snapshot_order else \
+        np.lexsort((np.arange(n), -table.priority)).tolist()
+    object.__setattr__(snapshot, "_priority_order", (policy, now, table, order))
+    return table, order
+
+
+def plain_prefix(order: Sequence[int], nodes: IntArray, gpus_per_node: IntArray,
+                 free: FreeIndex) -> list[tuple[int, list[int]]] | None:
+    """The starts of a cycle that makes no plan (see the module), as (snapshot index, node
+    indices) in priority order, each on ``gpus_per_node`` of its job; None if the cycle
+    would plan. ``order``: snapshot indices in priority order; ``nodes`` and
+    ``gpus_per_node``: every pending job's shape, by snapshot index; ``free``: the free
+    GPUs now, as they were again when this returns."""
+    starts: list[tuple[int, list[int]]] = []
+    waits = len(order)
+    for k, i in enumerate(order):
+        g = int(gpus_per_node[i])
+        placed = free.place(int(nodes[i]), g)
+        if placed is None:
+            waits = k
+            break
+        for n in placed:
+            free.change(n, -g)
+        starts.append((i, placed))
+    behind = np.asarray(order[waits + 1:], dtype=np.int64)
+    plans = len(behind) and bool((free.count_ge_table()[
+        np.minimum(gpus_per_node[behind], free.top + 1)] >= nodes[behind]).any())
+    for i, placed in starts:  # the body takes the GPUs when it starts the jobs
+        g = int(gpus_per_node[i])
+        for n in placed:
+            free.change(n, g)
+    return None if plans else starts
