@@ -55,10 +55,10 @@ def priority_order(policy: Policy, snapshot: Snapshot, now: float
 def plain_prefix(order: Sequence[int], nodes: IntArray, gpus_per_node: IntArray,
                  free: FreeIndex) -> list[tuple[int, list[int]]] | None:
     """The starts of a cycle that makes no plan (see the module), as (snapshot index, node
-    indices) in priority order, each on ``gpus_per_node`` of its job; None if the cycle
-    would plan. ``order``: snapshot indices in priority order; ``nodes`` and
-    ``gpus_per_node``: every pending job's shape, by snapshot index; ``free``: the free
-    GPUs now, as they were again when this returns."""
+    indices) in priority order, each on ``gpus_per_node`` of its job — their GPUs already
+    taken in ``free`` (the body's index of free GPUs now); None if the cycle would plan,
+    ``free`` left as it was. ``order``: snapshot indices in priority order; ``nodes`` and
+    ``gpus_per_node``: every pending job's shape, by snapshot index."""
     starts: list[tuple[int, list[int]]] = []
     waits = len(order)
     for k, i in enumerate(order):
@@ -71,10 +71,11 @@ def plain_prefix(order: Sequence[int], nodes: IntArray, gpus_per_node: IntArray,
             free.change(n, -g)
         starts.append((i, placed))
     behind = np.asarray(order[waits + 1:], dtype=np.int64)
-    plans = len(behind) and bool((free.count_ge_table()[
-        np.minimum(gpus_per_node[behind], free.top + 1)] >= nodes[behind]).any())
-    for i, placed in starts:  # the body takes the GPUs when it starts the jobs
-        g = int(gpus_per_node[i])
-        for n in placed:
-            free.change(n, g)
-    return None if plans else starts
+    if len(behind) and bool((free.count_ge_table()[
+            np.minimum(gpus_per_node[behind], free.top + 1)] >= nodes[behind]).any()):
+        for i, placed in starts:  # it plans: give the GPUs back
+            g = int(gpus_per_node[i])
+            for n in placed:
+                free.change(n, g)
+        return None
+    return starts

@@ -209,13 +209,15 @@ class _Engine:
         self.untold.clear()
         return builder
 
-    def start(self, job_id: str, placement: tuple[tuple[int, int], ...], now: float) -> None:
-        """Start ``job_id`` with ``placement``'s GPUs on each node (by index)."""
+    def start(self, job_id: str, placement: tuple[tuple[int, int], ...], now: float, *,
+              indexed: bool = False) -> None:
+        """Start ``job_id`` with ``placement``'s GPUs on each node (by index); ``indexed``:
+        the index of free GPUs has taken them already."""
         run = self.active[job_id]
         check_transition(run.job.state, JobState.RUNNING)
         alloc, job_w = self.state.allocate_at(job_id, placement, run.shape)
         run.alloc, run.job_w = alloc, job_w
-        if self.free is not None:
+        if self.free is not None and not indexed:
             for n, idx in alloc:
                 self.free.change(n, -len(idx))
         names = self.state.names
@@ -445,7 +447,7 @@ class _Engine:
         self.barrier = self.carry = None  # no plan was made
         for i, nodes in starts:
             g = int(cols.gpus_per_node[i])
-            self.start(cols.ids[i], tuple((n, g) for n in nodes), now)
+            self.start(cols.ids[i], tuple((n, g) for n in nodes), now, indexed=True)
         return len(starts)
 
     def lone_start(self, now: float) -> bool:
