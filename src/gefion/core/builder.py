@@ -23,6 +23,7 @@ import heapq
 import math
 from collections.abc import Iterable, Mapping
 from functools import partial
+from types import MappingProxyType
 
 import numpy as np
 
@@ -81,6 +82,8 @@ class SnapshotBuilder:
     def __init__(self, cluster: Cluster, *, qos: Mapping[str, QOS] | None = None) -> None:
         self._cluster = cluster
         self._qos: dict[str, QOS] = dict(qos) if qos is not None else dict(DEFAULT_QOS)
+        #: what snapshots see of it: read-only, the same object until the table changes
+        self._qos_view: Mapping[str, QOS] = MappingProxyType(self._qos)
         #: (QOS, spec's preemptible, spec's grace) -> (preemptible, grace, requeue) of a run
         self._evictions: dict[tuple[str, bool | None, int | None],
                               tuple[bool, int, bool]] = {}
@@ -185,6 +188,7 @@ class SnapshotBuilder:
         if dict(qos) == self._qos:
             return
         self._qos = dict(qos)
+        self._qos_view = MappingProxyType(self._qos)
         self._evictions.clear()
         running = [self._jobs[job_id] for job_id in self._running]
         for job in running:
@@ -428,7 +432,7 @@ class SnapshotBuilder:
                     exits[dep.job_id] = self._exits[dep.job_id]
         snapshot = Snapshot(
             cluster=self._cluster, running=running, pending=pending,
-            reservations=tuple(reservations), projects=projects, qos=dict(self._qos),
+            reservations=tuple(reservations), projects=projects, qos=self._qos_view,
             fairshare=fairshare_table if fairshare_table is not None
             else fairshare(projects, ledger or UsageLedger(), now),
             grant_left_gpu_s=grant_balances(projects, grants, charged_gpu_s or {}, now),

@@ -161,28 +161,42 @@ def factor_columns(snapshot: Snapshot, now: float, weights: Weights) -> dict[str
     """The normalised factor columns (age, fairshare, qos, size, grant) of pending jobs,
     plus ``submit`` (seconds) for policies that order by it."""
     cols = pending_columns(snapshot)
-    fs = snapshot.fairshare
-    top_qos = max((q.priority for q in snapshot.qos.values()), default=0.0) or 1.0
-    normal = snapshot.qos_of("normal").priority
-    qos_value = np.array([getattr(snapshot.qos.get(q), "priority", normal) / top_qos
-                          for q in cols.qos_names], dtype=np.float64)
-    # Per-pair factors change only with the fair-share table (every few minutes), not with
-    # every cycle: keep them with the name tables, keyed by the table they came from.
-    cached = cols.tables.cache.get("fair")
+    fs, cache = snapshot.fairshare, cols.tables.cache
+    # Per-QOS and per-pair values change only with the QOS table and the fair-share table
+    # (every few minutes), not with every cycle: keep them with the name tables, keyed by
+    # the tables they came from.
+    cached = cache.get("qos")
+    if cached is not None and cached[0] is snapshot.qos:
+        qos_value = cached[1]
+    else:
+        top_qos = max((q.priority for q in snapshot.qos.values()), default=0.0) or 1.0
+        normal = snapshot.qos_of("normal").priority
+        qos_value = np.array([getattr(snapshot.qos.get(q), "priority", normal) / top_qos
+                              for q in cols.qos_names], dtype=np.float64)
+        cache["qos"] = (snapshot.qos, qos_value)
+    cached = cache.get("fair")
     if cached is not None and cached[0] is fs:
         fair = cached[1]
     else:
         fair = np.array([fs.factor(p, u) for p, u in cols.pairs], dtype=np.float64)
-        cols.tables.cache["fair"] = (fs, fair)
+        cache["fair"] = (fs, fair)
     left = snapshot.grant_left_gpu_s
-    grant = np.array([0.0 if left.get(p, 1.0) <= 0 else 1.0 for p in cols.projects],
-                     dtype=np.float64)
+    n = len(cols.ids)
+    if left:
+        grant = np.array([0.0 if left.get(p, 1.0) <= 0 else 1.0 for p in cols.projects],
+                         dtype=np.float64)
+        grant_col = grant[cols.project] if len(grant) else np.zeros(0)
+    else:  # no grants: every project may run
+        grant_col = np.ones(n)
     total = max(1, snapshot.cluster.total_gpus)
-    return {"age": np.clip((now - cols.submit_s) / weights.max_age_s, 0.0, 1.0),
+    age = (now - cols.submit_s) / weights.max_age_s
+    np.maximum(age, 0.0, out=age)  # np.clip, without its overhead
+    np.minimum(age, 1.0, out=age)
+    return {"age": age,
             "fairshare": fair[cols.pair] if len(fair) else np.zeros(0),
             "qos": qos_value[cols.qos] if len(qos_value) else np.zeros(0),
             "size": np.minimum(cols.gpus / total, 1.0),
-            "grant": grant[cols.project] if len(grant) else np.zeros(0),
+            "grant": grant_col,
             "submit": cols.submit_s}
 
 

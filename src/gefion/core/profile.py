@@ -254,7 +254,7 @@ class Availability:
     def base_free_all(self, t: float) -> IntArray:
         """Free GPUs of the base on every node at time ``t``."""
         self._refresh()
-        free: IntArray = np.count_nonzero(self.tau[1:] <= t, axis=0).astype(np.int64)
+        free: IntArray = np.add.reduce(self.tau[1:] <= t, axis=0, dtype=np.int64)
         return free
 
     # -- plans and windows --------------------------------------------------------------
@@ -292,8 +292,9 @@ class Availability:
                 rows, row_starts = window
                 self._refresh()
                 # base[u, k]: free GPUs of unsure node u when row k begins.
-                base = np.count_nonzero(
-                    self.tau[1:, unsure][:, :, None] <= row_starts[None, None, :], axis=0)
+                base = np.add.reduce(
+                    self.tau[1:, unsure][:, :, None] <= row_starts[None, None, :], axis=0,
+                    dtype=np.int64)
                 if extra_free is not None:
                     base = base + extra_free[unsure][:, None]
                 worst[unsure] = (base - rows[:, unsure].T).min(axis=1)
