@@ -30,7 +30,7 @@ import numpy as np
 from gefion.core.columns import Interned, PendingColumns, RunningColumns
 from gefion.core.grants import grant_balances
 from gefion.core.jobs import Job, JobState, TopologyConstraint
-from gefion.core.profile import tau_column
+from gefion.core.profile import FloatArray, tau_column
 from gefion.core.reservations import Reservation
 from gefion.core.snapshot import (
     BaseView,
@@ -385,26 +385,32 @@ class SnapshotBuilder:
         return self._rcache
 
     def _base(self) -> SharedBase:
-        """GPUs held per node and the raw tau table, brought up to date: the builder's own
-        arrays, not copies (a cycle on 12,500 nodes would spend most of its time copying),
-        with the generation they belong to. Any later change bumps the generation, and a
-        cycle given an older one computes its base afresh (:func:`current_base`)."""
-        tau = self._tau
-        if self._dirty:
-            rows = len(tau)
-            cap, held = self._cap.tolist(), self._held.tolist()
-            for n in self._dirty:
-                tau[:, n] = tau_column(cap[n] - held[n], cap[n], self._node_rel[n], -math.inf,
-                                       rows)
-            self._dirty.clear()
-            self._generation[0] += 1
+        """GPUs held and free per node, and the raw tau table (brought up to date when first
+        asked): the builder's own arrays, not copies (a cycle on 12,500 nodes would spend
+        most of its time copying), with the generation they belong to. Any later change
+        bumps the generation, and a cycle given an older one computes its base afresh
+        (:func:`current_base`)."""
         ends, running = self._ends, self._running
         while ends and (ends[0][1] not in running
                         or running[ends[0][1]].expected_end_s != ends[0][0]):
             heapq.heappop(ends)  # a run that ended, or was replaced
         earliest = ends[0][0] if ends else math.inf
-        view = BaseView(self._held, self._free, self._free_hist, tau, self._node_rel, earliest)
+        view = BaseView(self._held, self._free, self._free_hist, self._fresh_tau,
+                        self._node_rel, earliest)
         return view, self._generation, self._generation[0]
+
+    def _fresh_tau(self) -> FloatArray:
+        """The raw tau table, the columns of the nodes changed since brought up to date:
+        made when a cycle first asks (one that plans), not at every build. Every change
+        that makes a column stale has bumped the generation already."""
+        if self._dirty:
+            tau, rows = self._tau, len(self._tau)
+            cap, held = self._cap.tolist(), self._held.tolist()
+            for n in self._dirty:
+                tau[:, n] = tau_column(cap[n] - held[n], cap[n], self._node_rel[n], -math.inf,
+                                       rows)
+            self._dirty.clear()
+        return self._tau
 
     def build(self, now: float, *, reservations: Iterable[Reservation] = (),
               projects: Mapping[str, Project] | None = None,

@@ -16,7 +16,7 @@ Times are seconds; ``inf`` means "never".
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -80,12 +80,12 @@ class Availability:
         self.free: IntArray
         self._tau: FloatArray | None = None
         self._padded: FloatArray | None = None  # see tau_padded
-        self._tau_raw: FloatArray | None = None
+        self._tau_of: Callable[[], FloatArray] | None = None
         self._lent_releases: Sequence[Sequence[tuple[float, int]]] | None = None
         if lent is not None:
             self.free = lent.free.copy()
             self._count_ge = np.cumsum(lent.free_hist[::-1])[::-1][1:].tolist()
-            self._tau_raw = lent.tau  # ``tau`` is made from it when first asked
+            self._tau_of = lent.tau  # ``tau`` is made from it when first asked
             self._lent_releases = lent.releases
             return
         self.free = np.where(self.up, self.capacity, 0).astype(np.int64)
@@ -101,8 +101,8 @@ class Availability:
         nothing never pays for it (a table of 9 × 12,500 on the largest clusters)."""
         tau = self._tau
         if tau is None:
-            assert self._tau_raw is not None
-            tau = np.maximum(self._tau_raw, self.now)
+            assert self._tau_of is not None
+            tau = np.maximum(self._tau_of(), self.now)
             if not self.up.all():
                 tau[:, ~self.up] = INF
             self._tau = tau

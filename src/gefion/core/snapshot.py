@@ -8,7 +8,7 @@ balances. :func:`build_snapshot` is the only way the controller and the twin mak
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,13 +122,14 @@ class BaseView:
     """The availability base of the running jobs as a snapshot builder keeps it, lent to a
     cycle rather than copied (read only): GPUs held per node, ``free`` GPUs per node (0 on
     nodes that are not up), ``free_hist[k]``: nodes with ``k - 1`` free (``k = 0``: fewer
-    than none), the raw ``tau`` table (``-inf``: free now), each node's releases (expected
-    end, GPUs) in order, and the earliest expected end of any running job."""
+    than none), how to get the raw ``tau`` table (``-inf``: free now; brought up to date
+    when called), each node's releases (expected end, GPUs) in order, and the earliest
+    expected end of any running job."""
 
     held: Any
     free: Any
     free_hist: Any
-    tau: Any
+    tau: Callable[[], Any]
     releases: Any
     earliest_end_s: float
 
