@@ -53,11 +53,15 @@ class FreeIndex:
         # Per unit, how many up nodes have g GPUs free or more (its usable nodes for a job
         # of g per node); per g, the units by that count (``_by_ge[g][k]``; a unit with none
         # is in no bucket): the best fit's tie-break among many equally full units, without
-        # a pass over them.
+        # a pass over them. The buckets are brought up to date when read (see _buckets):
+        # ``_filed[u][g]`` is the count unit u is filed under, ``_unfiled`` the units whose
+        # counts changed since.
         self._ge_u = [[0] * (top + 1) for _ in range(n_units)]
         most = max(np.bincount(units, minlength=1).tolist()) if len(units) else 0
         self._by_ge: list[list[set[int]]] = [[set() for _ in range(most + 1)]
                                              for _ in range(top + 1)]
+        self._filed = [[0] * (top + 1) for _ in range(n_units)]
+        self._unfiled: set[int] = set()
         for n, (f, u) in enumerate(zip(self._free, self._unit_of, strict=True)):
             if self._up[n]:
                 self._enter(n, u, f)
@@ -91,15 +95,26 @@ class FreeIndex:
 
     def _usable(self, u: int, lo: int, hi: int, step: int) -> None:
         """Unit ``u`` has ``step`` more usable nodes for jobs of ``lo`` to ``hi - 1`` GPUs
-        per node: move it between the ``_by_ge`` buckets."""
-        ge, by_ge = self._ge_u[u], self._by_ge
-        for g in range(lo, hi):
-            k = ge[g]
-            if k:
-                by_ge[g][k].discard(u)
-            ge[g] = k = k + step
-            if k:
-                by_ge[g][k].add(u)
+        per node (its place in the ``_by_ge`` buckets is moved when they are read)."""
+        if hi > lo:
+            ge = self._ge_u[u]
+            ge[lo:hi] = [k + step for k in ge[lo:hi]]
+            self._unfiled.add(u)
+
+    def _buckets(self, g: int) -> list[set[int]]:
+        """``_by_ge[g]``, every unit filed under its count now."""
+        by_ge = self._by_ge
+        for u in self._unfiled:
+            filed, ge = self._filed[u], self._ge_u[u]
+            for x, (was, k) in enumerate(zip(filed, ge, strict=True)):
+                if was != k:
+                    if was:
+                        by_ge[x][was].discard(u)
+                    if k:
+                        by_ge[x][k].add(u)
+                    filed[x] = k
+        self._unfiled.clear()
+        return by_ge[g]
 
     def change(self, n: int, gpus: int) -> None:
         """``gpus`` more (negative: fewer) free GPUs on node ``n`` (none if it is not up)."""
@@ -191,7 +206,7 @@ class FreeIndex:
             return [min((ge[u][g], at[u][f][0]) for u in units)[1]]
         # The fewest usable nodes first: the units of each count k in turn, until one of
         # them has a node with f GPUs free.
-        for k, by_k in enumerate(self._by_ge[g]):
+        for k, by_k in enumerate(self._buckets(g)):
             if len(by_k) <= len(units):
                 lows = [at[u][f][0] for u in by_k if u in units]
             else:
@@ -205,7 +220,7 @@ class FreeIndex:
         fewest usable nodes that still suffice (lowest index on ties), and in it the
         ``count`` nodes with the fewest free GPUs (lowest index on ties); None if no unit
         holds it."""
-        by_ge = self._by_ge[g]
+        by_ge = self._buckets(g)
         for k in range(count, len(by_ge)):
             if by_ge[k]:
                 at = self._at[min(by_ge[k])]

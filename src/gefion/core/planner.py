@@ -181,8 +181,12 @@ def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntA
     # needs[k, n]: when node n has g GPUs plus row k's hold free (inf: never)
     top = avail.max_gpus + 1
     table = avail.tau_padded()
-    if every:
-        needs = np.take_along_axis(table, np.minimum(g + avail.profile.rows, top), axis=0)
+    if every:  # table[min(g + hold, top), n] for every row and node, as one flat take
+        at = g + avail.profile.rows
+        np.minimum(at, top, out=at)
+        at *= avail.n
+        at += np.arange(avail.n)
+        needs = table.take(at)
     else:
         needs = table[np.minimum(g + avail.profile.rows[:, nodes_ok], top), nodes_ok]
     late = np.zeros((len(edges) + 1, len(nodes_ok)), dtype=np.int64)
