@@ -115,6 +115,11 @@ class SnapshotBuilder:
         self._hslots: dict[str, list[int]] = {}
         self._htab = _Slots(0, 3)  # ints: node, gpus, running slot
         self._hlive = np.zeros(16, dtype=np.bool_)
+        # Rows of the slot tables written since they were last read (slot -> row; a hold
+        # None: dropped): written when a cycle first asks for the columns, not at every
+        # start and end (most cycles never ask).
+        self._rwrites: dict[int, tuple[float, float, float, int, bool]] = {}
+        self._hwrites: dict[int, tuple[int, int, int] | None] = {}
         self._rcache: RunningColumns | None = None
         self._rtuple: tuple[RunningJob, ...] | None = None
         self._init_base(cluster)
@@ -294,9 +299,8 @@ class SnapshotBuilder:
         slot = self._rtab.take()
         if slot >= len(self._rflag):
             self._rflag = np.concatenate([self._rflag, np.zeros_like(self._rflag)])
-        self._rtab.f[slot] = (run.start_s, run.expected_end_s, run.service_gpu_s)
-        self._rtab.i[slot, 0] = run.gpus
-        self._rflag[slot] = preemptible
+        self._rwrites[slot] = (run.start_s, run.expected_end_s, run.service_gpu_s, run.gpus,
+                               preemptible)
         self._preemptible += bool(preemptible)
         self._rslot_of[job.id] = slot
         holds = []
@@ -304,8 +308,7 @@ class SnapshotBuilder:
             h = self._htab.take()
             if h >= len(self._hlive):
                 self._hlive = np.concatenate([self._hlive, np.zeros_like(self._hlive)])
-            self._htab.i[h] = (node, gpus, slot)
-            self._hlive[h] = True
+            self._hwrites[h] = (node, gpus, slot)
             holds.append(h)
             bisect.insort(self._node_rel[node], (run.expected_end_s, gpus))
             self._held[node] += gpus
@@ -330,10 +333,10 @@ class SnapshotBuilder:
             del log[:_LOG_KEEP // 2]
             self._log_from += _LOG_KEEP // 2
         slot = self._rslot_of.pop(job_id)
-        self._preemptible -= bool(self._rflag[slot])
+        self._preemptible -= bool(run.preemptible)
         self._rtab.give(slot)
         for h in self._hslots.pop(job_id):
-            self._hlive[h] = False
+            self._hwrites[h] = None
             self._htab.give(h)
         self._running_changed()
 
@@ -372,6 +375,7 @@ class SnapshotBuilder:
         """The running jobs' columns, in the order of :meth:`_running_tuple`: made when a
         cycle asks (preemption, LAS), not at every build."""
         if self._rcache is None:
+            self._write_slots()
             perm = np.fromiter(self._rslot_of.values(), dtype=np.int64,
                                count=len(self._rslot_of))
             f = self._rtab.f[perm]
@@ -383,6 +387,25 @@ class SnapshotBuilder:
                 hold_nodes=h[:, 0], hold_gpus=h[:, 1],
                 hold_end_s=self._rtab.f[h[:, 2], 1])
         return self._rcache
+
+    def _write_slots(self) -> None:
+        """Write the rows of the slot tables changed since they were last read."""
+        if self._rwrites:
+            slots = np.fromiter(self._rwrites, dtype=np.int64, count=len(self._rwrites))
+            rows = list(self._rwrites.values())
+            self._rtab.f[slots] = [row[:3] for row in rows]
+            self._rtab.i[slots, 0] = [row[3] for row in rows]
+            self._rflag[slots] = [row[4] for row in rows]
+            self._rwrites.clear()
+        if self._hwrites:
+            dead = [h for h, row in self._hwrites.items() if row is None]
+            live = {h: row for h, row in self._hwrites.items() if row is not None}
+            self._hlive[dead] = False
+            if live:
+                at = np.fromiter(live, dtype=np.int64, count=len(live))
+                self._htab.i[at] = list(live.values())
+                self._hlive[at] = True
+            self._hwrites.clear()
 
     def _base(self) -> SharedBase:
         """GPUs held and free per node, and the raw tau table (brought up to date when first

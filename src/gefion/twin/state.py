@@ -93,15 +93,16 @@ class ClusterState:
         """:meth:`allocate` with nodes given by index."""
         alloc: list[tuple[int, list[int]]] = []
         job_w = 0.0
+        free_idx, used, on_node = self.free_idx, self.used, self.on_node
         for n, g in placement:
-            free = self.free_idx[n]
+            free = free_idx[n]
             if len(free) < g or not self.schedulable[n]:
                 raise InvariantError(f"{job_id}: {g} GPUs on {self.names[n]}, which has "
                                      f"{len(free)} free (schedulable: {self.schedulable[n]})")
             idx = free[:g]
             del free[:g]
-            self._set_used(n, self.used[n] + g)
-            self.on_node[n].add(job_id)
+            self._set_used(n, used[n] + g)
+            on_node[n].add(job_id)
             self.meter.allocate(self.cap[n], g)
             self.allocated += g
             job_w += g * self.job_gpu_w[n]
