@@ -14,7 +14,15 @@ import random
 import numpy as np
 import pytest
 
-from gefion.core.planner import Fit, Request, _scan, _walk, earliest_fit, fit_at, fits_at
+from gefion.core.planner import (
+    Fit,
+    Request,
+    _scan,
+    _walk,
+    earliest_fit,
+    fit_at,
+    fitting_nodes,
+)
 from gefion.core.plans import Plan
 from gefion.core.profile import Availability, Block
 
@@ -123,13 +131,17 @@ def test_one_node_fits_before_a_time_exactly_when_usable_says_so_at_some_start(
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_fits_at_says_whether_fit_at_finds_nodes(seed: int) -> None:
+def test_fitting_nodes_are_there_exactly_when_fit_at_finds_nodes_among_them(
+        seed: int) -> None:
     rng = random.Random(1000 + seed)
     found = missed = 0
     for _ in range(500):
         avail, req, node_units, units, start = _case(rng)
         nodes = fit_at(avail, req, start, node_units, units)
-        assert fits_at(avail, req, start, node_units, units) == (nodes is not None)
+        ok = fitting_nodes(avail, req, start, node_units, units)
+        assert (ok is not None) == (nodes is not None)
+        if ok is not None and nodes is not None:
+            assert ok[nodes].all()  # it chose among them
         found += nodes is not None
         missed += nodes is None
     assert found > 50 and missed > 50  # both answers were put to the test

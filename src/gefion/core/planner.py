@@ -60,17 +60,11 @@ def fit_at(avail: Availability, req: Request, start: float, node_units: IntArray
                         one_unit=req.one_unit, first_fit=req.first_fit)
 
 
-def fits_at(avail: Availability, req: Request, start: float, node_units: IntArray,
-            unit_count: int) -> bool:
-    """Whether :func:`fit_at` finds nodes for ``req`` at ``start`` (around every plan),
-    without choosing them: enough usable nodes, in one unit if it must be one."""
-    return fitting_nodes(avail, req, start, node_units, unit_count) is not None
-
-
 def fitting_nodes(avail: Availability, req: Request, start: float, node_units: IntArray,
                   unit_count: int) -> BoolArray | None:
-    """The nodes :func:`fit_at` may choose from for ``req`` at ``start`` (a mask), if they
-    are enough — in one unit if it must be one; None if it does not fit then."""
+    """The nodes :func:`fit_at` may choose from for ``req`` at ``start``, around every plan
+    (a mask), if they are enough — in one unit if it must be one; None if it does not fit
+    then. It answers "does it fit" without choosing nodes."""
     end = start + req.duration_s
     ok, _ = avail.usable(req.gpus_per_node, req.allowed, start, end,
                          blocks=req.reservation_blocks(start, end))
