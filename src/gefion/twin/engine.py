@@ -22,7 +22,10 @@ no pending job's shape fits the free GPUs at all, the cycle could decide nothing
 not called (``SimResult.cycles_skipped``); under a strict policy the core names the head of
 the queue that holds everyone back (``CycleResult.barrier``), and while it does not fit,
 nothing can start. On this path nobody reads a cycle's ETAs, so the cycle plans only what
-its decisions depend on (``run_cycle(..., etas=False)``).
+its decisions depend on (``run_cycle(..., etas=False)``), and in a plain setting a cycle
+that would make no plan is carried out from the index of free GPUs instead
+(:func:`gefion.core.prefix.plain_prefix`; a lone pending job, likewise, without a
+snapshot).
 
 The scheduler never sees a true runtime: a job's :class:`~gefion.core.jobs.JobSpec` carries
 only its time limit. Trace jobs become specs by :func:`gefion.twin.specs.job_spec`.
