@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import gefion.core.cycle as cycle_module
+import gefion.core.memo as memo_module
 import gefion.twin.engine as engine_module
 from gefion.core.decisions import CycleResult
 from gefion.core.policies import get_policy
@@ -114,22 +114,22 @@ def test_jobs_a_failed_start_dominates_get_in_bulk_the_verdict_of_their_own_turn
     # dominates is decided in a block (PRIORITY), not in a turn of its own: every cycle of
     # a loaded run decides the same both ways, reasons and planned starts included.
     real = engine_module.run_cycle
-    memo_test = cycle_module.FailureMemo.failed_all
+    memo_test = memo_module.FailureMemo.failed_all
     beaten: list[int] = []
 
-    def counted(self: cycle_module.FailureMemo, *args: object) -> np.ndarray:
+    def counted(self: memo_module.FailureMemo, *args: object) -> np.ndarray:
         out = memo_test(self, *args)  # type: ignore[arg-type]
         beaten.append(int(out.sum()))
         return out
 
-    def none_beaten(self: cycle_module.FailureMemo, question: str, key: object,
+    def none_beaten(self: memo_module.FailureMemo, question: str, key: object,
                     g: np.ndarray, *rest: object) -> np.ndarray:
         return np.zeros(len(g), dtype=np.bool_)  # each job in a turn of its own
 
     def both(snapshot: Snapshot, now: float, *args: object, **kw: object) -> CycleResult:
-        monkeypatch.setattr(cycle_module.FailureMemo, "failed_all", counted)
+        monkeypatch.setattr(memo_module.FailureMemo, "failed_all", counted)
         bulk: CycleResult = real(snapshot, now, *args, **kw)  # type: ignore[arg-type]
-        monkeypatch.setattr(cycle_module.FailureMemo, "failed_all", none_beaten)
+        monkeypatch.setattr(memo_module.FailureMemo, "failed_all", none_beaten)
         turns: CycleResult = real(snapshot, now, *args, **kw)  # type: ignore[arg-type]
         assert bulk.starts == turns.starts
         assert bulk.preemptions == turns.preemptions

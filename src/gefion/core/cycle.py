@@ -39,6 +39,7 @@ from gefion.core.decisions import (
 )
 from gefion.core.filters import reject, singleton_owners
 from gefion.core.jobs import JobSpec, TopologyConstraint
+from gefion.core.memo import FailureMemo, Witness
 from gefion.core.planner import Fit, Request, earliest_fit, fit_at, fitting_nodes
 from gefion.core.plans import Plan, PlanProfile
 from gefion.core.policies.base import Policy
@@ -60,65 +61,6 @@ _PLAIN_LOOSE = (None, (), None, False)
 #: Nodes that may have gained room since a carried plan was made, checked one by one
 #: (carry.py, condition 3); with more, the plan is searched anew.
 _GAINED_MAX = 24
-
-
-class FailureMemo:
-    """Shapes that failed a question this cycle, per class key.
-
-    If a job of ``g`` GPUs × ``n`` nodes for ``d`` seconds did not fit, no job of the same
-    class key asking at least as much in every dimension will: within a cycle, starts and
-    plans only ever take capacity away.
-    """
-
-    def __init__(self) -> None:
-        self._failed: dict[tuple[str, object], list[tuple[int, int, int]]] = {}
-
-    def failed(self, question: str, key: object, g: int, count: int, d: int) -> bool:
-        for fg, fc, fd in self._failed.get((question, key), ()):
-            if g >= fg and count >= fc and d >= fd:
-                return True
-        return False
-
-    def add(self, question: str, key: object, g: int, count: int, d: int) -> None:
-        self._failed.setdefault((question, key), []).append((g, count, d))
-
-    def failed_all(self, question: str, key: object, g: IntArray, count: IntArray,
-                   d: IntArray) -> BoolArray:
-        """:meth:`failed` for many jobs of the same class key at once (one per element)."""
-        out = np.zeros(len(g), dtype=np.bool_)
-        for fg, fc, fd in self._failed.get((question, key), ()):
-            out |= (g >= fg) & (count >= fc) & (d >= fd)
-        return out
-
-
-class _Witness:
-    """A job behind the one being planned that could start now, around the plans so far:
-    proof that a plan matters (see ``_Cycle._plan_matters``).
-
-    A start or a plan takes GPUs on its own nodes only, from its start on; which nodes a
-    job may use now depends on each node alone. So while the nodes it may use that no later
-    start or plan has touched before its time limit ends are still enough, it still fits.
-    ``nodes`` None (not plain, or one unit required): any such start or plan ends it."""
-
-    __slots__ = ("end", "need", "nodes", "rank", "seen")
-
-    def __init__(self, rank: int, end: float, need: int, nodes: set[int] | None,
-                 seen: int) -> None:
-        self.rank, self.end, self.need, self.nodes, self.seen = rank, end, need, nodes, seen
-
-    def holds(self, taken: list[tuple[float, tuple[int, ...]]]) -> bool:
-        """Whether it still fits after ``taken[seen:]`` (from when, on which nodes)."""
-        nodes = self.nodes
-        for start, on in taken[self.seen:]:
-            if start >= self.end:
-                continue  # it begins after the witness would have ended
-            if nodes is None:
-                return False
-            nodes.difference_update(on)
-            if len(nodes) < self.need:
-                return False
-        self.seen = len(taken)
-        return True
 
 
 class _Cycle:
@@ -207,7 +149,7 @@ class _Cycle:
         #: (starts when computed, ranks that may start: see _hopeful)
         self._hope: tuple[int, list[int]] | None = None
         #: the last job found able to start (see _plan_matters)
-        self._witness: _Witness | None = None
+        self._witness: Witness | None = None
         #: (from when, on which nodes) of every start and plan made so far, in order
         self._taken: list[tuple[float, tuple[int, ...]]] = []
 
@@ -514,7 +456,7 @@ class _Cycle:
             if fits:
                 del ranks[at:j]  # they cannot start this cycle
                 need = job.shape.nodes if job.shape is not None else 0
-                self._witness = _Witness(ranks[at], self.now + job.spec.time_limit_s, need,
+                self._witness = Witness(ranks[at], self.now + job.spec.time_limit_s, need,
                                          nodes, len(self._taken))
                 return True
         del ranks[at:]
