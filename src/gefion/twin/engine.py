@@ -514,6 +514,11 @@ class _Engine:
         batches = 0
         now = 0.0
         stop = _IDLE
+        # the hot loop's look-ups, once
+        arrive, handle, charge, may_decide, cycle = \
+            self.arrive, self.handle, self.charge, self.may_decide, self.cycle
+        advance, sample, heappop = state.advance, state.sample, heapq.heappop
+        events = self.events
         while i < n or self.active:
             if i < n:
                 now = arrivals[i].submit_s
@@ -523,29 +528,29 @@ class _Engine:
                 now = heap[0][0]
             else:
                 break
-            state.advance(now)
+            advance(now)
             changed = False
             while i < n and arrivals[i].submit_s <= now:
-                changed |= self.arrive(arrivals[i], now)
+                changed |= arrive(arrivals[i], now)
                 i += 1
-                self.events += 1
+                events += 1
             while heap and heap[0][0] <= now:
-                _, _, kind, key, token = heapq.heappop(heap)
-                self.events += 1
-                changed |= self.handle(kind, key, token, now)
+                _, _, kind, key, token = heappop(heap)
+                events += 1
+                changed |= handle(kind, key, token, now)
             started = 0
             if changed:
                 if state.pending_count:
-                    self.charge(now)
-                if self.may_decide():
-                    started = self.cycle(now)
+                    charge(now)
+                if may_decide():
+                    started = cycle(now)
                 else:
                     self.skipped += 1
-            state.sample(now)
+            sample(now)
             batches += 1
             if progress is not None and batches % _PROGRESS_EVERY == 0:
                 progress(float(len(self.records)), float(n))
-            if max_events is not None and self.events >= max_events:
+            if max_events is not None and events >= max_events:
                 stop = "unfinished: max_events reached"
                 break
             if i == n and self.active and not started and state.running_count == 0 \
@@ -558,6 +563,7 @@ class _Engine:
                     break  # pending jobs on an idle cluster, and nothing left to change that
             else:
                 self.idle_since = None
+        self.events = events
         if n - i:  # counted, so that no job is lost silently
             self.dropped[stop] += n - i
         if self.active:
