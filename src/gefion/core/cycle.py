@@ -565,7 +565,7 @@ class _Cycle:
         g_asked, limit = cols.gpus_per_node[rest], cols.limit_s[rest]
         up_ge, all_ge = self.snap.cluster.nodes_ge
         down = ((up_ge[g] < count) & (all_ge[g] >= count)).astype(np.int64)
-        strict = np.full(len(rest), 2, dtype=np.int64)  # codes index RUN_REASONS
+        strict = np.full(len(rest), _PRIORITY, dtype=np.int64)  # codes index RUN_REASONS
         preempt = self.preempt
         ids, verdicts, blocked = cols.ids, self.verdicts, self.blocked
 

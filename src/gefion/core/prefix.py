@@ -29,8 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gefion.core.columns import PendingColumns
 from gefion.core.freeindex import FreeIndex
-from gefion.core.placement import IntArray
 from gefion.core.policies.base import Policy
 from gefion.core.priority import PriorityTable
 from gefion.core.snapshot import Snapshot
@@ -52,13 +52,18 @@ def priority_order(policy: Policy, snapshot: Snapshot, now: float
     return table, order
 
 
-def plain_prefix(order: Sequence[int], nodes: IntArray, gpus_per_node: IntArray,
+def plain_prefix(order: Sequence[int], cols: PendingColumns,
                  free: FreeIndex) -> list[tuple[int, list[int]]] | None:
     """The starts of a cycle that makes no plan (see the module), as (snapshot index, node
-    indices) in priority order, each on ``gpus_per_node`` of its job — their GPUs already
-    taken in ``free`` (the body's index of free GPUs now); None if the cycle would plan,
-    ``free`` left as it was. ``order``: snapshot indices in priority order; ``nodes`` and
-    ``gpus_per_node``: every pending job's shape, by snapshot index."""
+    indices) in priority order, each on its job's GPUs per node — their GPUs already taken
+    in ``free`` (the body's index of free GPUs now); None if the cycle would plan or a
+    pending job is not plain and free to use any up nodes, ``free`` left as it was.
+    ``order``: snapshot indices in priority order; ``cols``: the pending jobs' columns.
+    The body answers for the rest of the conditions (plain setting, backfill, nothing
+    evictable)."""
+    if not cols.plain.all() or cols.one_unit.any():
+        return None
+    nodes, gpus_per_node = cols.nodes, cols.gpus_per_node
     starts: list[tuple[int, list[int]]] = []
     waits = len(order)
     for k, i in enumerate(order):

@@ -440,10 +440,8 @@ class _Engine:
         must run (it would plan, or a pending job is not plain)."""
         assert self.free is not None
         cols = pending_columns(snapshot)
-        if not cols.plain.all() or cols.one_unit.any():
-            return None
         _, order = priority_order(self.policy, snapshot, now)
-        starts = plain_prefix(order, cols.nodes, cols.gpus_per_node, self.free)
+        starts = plain_prefix(order, cols, self.free)
         if starts is None:
             return None
         self.cycles += 1
