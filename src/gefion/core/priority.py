@@ -32,14 +32,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from gefion.core.columns import pending_columns
+from gefion.core.columns import PendingColumns, pending_columns
 from gefion.core.decisions import PriorityFactors
 from gefion.core.errors import PolicyError
 from gefion.core.snapshot import Snapshot
+from gefion.core.tenancy import QOS, qos_named
+from gefion.core.usage import FairShare
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -157,62 +161,117 @@ class PriorityTable(Mapping[str, PriorityFactors]):
         return len(self.ids)
 
 
-def factor_columns(snapshot: Snapshot, now: float, weights: Weights) -> dict[str, FloatArray]:
-    """The normalised factor columns (age, fairshare, qos, size, grant) of pending jobs,
-    plus ``submit`` (seconds) for policies that order by it."""
-    cols = pending_columns(snapshot)
-    fs, cache = snapshot.fairshare, cols.tables.cache
-    # Per-QOS and per-pair values change only with the QOS table and the fair-share table
-    # (every few minutes), not with every cycle: keep them with the name tables, keyed by
-    # the tables they came from.
+def _name_values(cols: PendingColumns, qos: Mapping[str, QOS],
+                 fs: FairShare) -> tuple[FloatArray, FloatArray]:
+    """Per QOS name and per (project, user) pair of the columns' name tables: the QOS
+    factor and the fair-share factor. They change only with the QOS table and the
+    fair-share table (every few minutes), not with every cycle: kept with the name
+    tables, keyed by the tables they came from."""
+    cache = cols.tables.cache
     cached = cache.get("qos")
-    if cached is not None and cached[0] is snapshot.qos:
+    if cached is not None and cached[0] is qos:
         qos_value = cached[1]
     else:
-        top_qos = max((q.priority for q in snapshot.qos.values()), default=0.0) or 1.0
-        normal = snapshot.qos_of("normal").priority
-        qos_value = np.array([getattr(snapshot.qos.get(q), "priority", normal) / top_qos
+        top_qos = max((q.priority for q in qos.values()), default=0.0) or 1.0
+        normal = qos_named(qos, "normal").priority
+        qos_value = np.array([getattr(qos.get(q), "priority", normal) / top_qos
                               for q in cols.qos_names], dtype=np.float64)
-        cache["qos"] = (snapshot.qos, qos_value)
+        cache["qos"] = (qos, qos_value)
     cached = cache.get("fair")
     if cached is not None and cached[0] is fs:
         fair = cached[1]
     else:
         fair = np.array([fs.factor(p, u) for p, u in cols.pairs], dtype=np.float64)
         cache["fair"] = (fs, fair)
-    left = snapshot.grant_left_gpu_s
-    n = len(cols.ids)
-    if left:
-        grant = np.array([0.0 if left.get(p, 1.0) <= 0 else 1.0 for p in cols.projects],
-                         dtype=np.float64)
-        grant_col = grant[cols.project] if len(grant) else np.zeros(0)
-    else:  # no grants: every project may run
-        grant_col = np.ones(n)
-    total = max(1, snapshot.cluster.total_gpus)
+    return qos_value, fair
+
+
+def _grant_column(cols: PendingColumns, left: Mapping[str, float]) -> FloatArray | None:
+    """1 where the job's project may run (unmetered or hours left), else 0; None when no
+    project has grants (every job may run)."""
+    if not left:
+        return None
+    grant = np.array([0.0 if left.get(p, 1.0) <= 0 else 1.0 for p in cols.projects],
+                     dtype=np.float64)
+    return grant[cols.project] if len(grant) else np.zeros(0)
+
+
+def factor_columns(snapshot: Snapshot, now: float, weights: Weights) -> dict[str, FloatArray]:
+    """The normalised factor columns (age, fairshare, qos, size, grant) of pending jobs,
+    plus ``submit`` (seconds) for policies that order by it."""
+    return _factor_columns(pending_columns(snapshot), snapshot.qos, snapshot.fairshare,
+                           snapshot.grant_left_gpu_s, snapshot.cluster.total_gpus, now,
+                           weights)
+
+
+def _factor_columns(cols: PendingColumns, qos: Mapping[str, QOS], fs: FairShare,
+                    left: Mapping[str, float], total_gpus: int, now: float,
+                    weights: Weights) -> dict[str, FloatArray]:
+    qos_value, fair = _name_values(cols, qos, fs)
+    grant_col = _grant_column(cols, left)
     age = (now - cols.submit_s) / weights.max_age_s
     np.maximum(age, 0.0, out=age)  # np.clip, without its overhead
     np.minimum(age, 1.0, out=age)
     return {"age": age,
             "fairshare": fair[cols.pair] if len(fair) else np.zeros(0),
             "qos": qos_value[cols.qos] if len(qos_value) else np.zeros(0),
-            "size": np.minimum(cols.gpus / total, 1.0),
-            "grant": grant_col,
+            "size": np.minimum(cols.gpus / max(1, total_gpus), 1.0),
+            "grant": np.ones(len(cols.ids)) if grant_col is None else grant_col,
             "submit": cols.submit_s}
 
 
+def _weighted(cols: PendingColumns, qos: Mapping[str, QOS], fs: FairShare,
+              weights: Weights) -> tuple[FloatArray, FloatArray]:
+    """The QOS and fair-share values of :func:`_name_values` times their weights, kept
+    with them (the same products :func:`factor_columns`' columns would give)."""
+    cache = cols.tables.cache
+    qos_value, fair = _name_values(cols, qos, fs)
+    cached = cache.get("weighted")
+    if cached is not None and cached[0] is qos_value and cached[1] is fair and \
+            cached[2] == (weights.qos, weights.fairshare):
+        return cached[3], cached[4]
+    qos_w, fair_w = weights.qos * qos_value, weights.fairshare * fair
+    cache["weighted"] = (qos_value, fair, (weights.qos, weights.fairshare), qos_w, fair_w)
+    return qos_w, fair_w
+
+
 def multifactor(snapshot: Snapshot, now: float, weights: Weights) -> PriorityTable:
-    c = factor_columns(snapshot, now, weights)
-    submit = c.pop("submit")
-    priority = (weights.age * c["age"] + weights.fairshare * c["fairshare"]
-                + weights.qos * c["qos"] + weights.size * c["size"]
-                + weights.grant * c["grant"])
+    """The multifactor priority of every pending job (the module's formula). The sum is
+    taken in the formula's order, term by term, so it is the same number as from
+    :func:`factor_columns`' columns; those are made only if someone reads them (from
+    what they need, not the snapshot, which holds the table: no reference cycle)."""
     cols = pending_columns(snapshot)
-    overdue = _starved_s(cols.nodes, now - submit, weights)
+    qos, fs, left = snapshot.qos, snapshot.fairshare, snapshot.grant_left_gpu_s
+    total = snapshot.cluster.total_gpus
+    qos_w, fair_w = _weighted(cols, qos, fs, weights)
+    waited = now - cols.submit_s
+    age = waited / weights.max_age_s
+    np.maximum(age, 0.0, out=age)
+    np.minimum(age, 1.0, out=age)
+    priority = weights.age * age
+    priority += fair_w[cols.pair]
+    priority += qos_w[cols.qos]
+    size = np.minimum(cols.gpus / max(1, total), 1.0)
+    size *= weights.size
+    priority += size
+    grant = _grant_column(cols, left)
+    if grant is None:
+        priority += weights.grant * 1.0  # every job's grant factor is 1
+    else:
+        priority += weights.grant * grant
+    overdue = _starved_s(cols.nodes, waited, weights)
     if overdue is not None:
         starving = overdue >= 0.0
         if starving.any():
             priority = np.where(starving, weights.ceiling + overdue / 86_400.0, priority)
-    return PriorityTable(cols.ids, priority, c)
+    return PriorityTable(cols.ids, priority, partial(
+        _table_columns, cols, qos, fs, left, total, now, weights))
+
+
+def _table_columns(*args: Any) -> dict[str, FloatArray]:
+    made = _factor_columns(*args)
+    del made["submit"]
+    return made
 
 
 def _starved_s(nodes: npt.NDArray[np.int64], waited: FloatArray,
