@@ -331,6 +331,22 @@ def test_factors_are_between_zero_and_one(usage: dict[tuple[str, str], float],
             assert f == 1.0
 
 
+@settings(max_examples=200, deadline=None)
+@given(usage=usage_map, shares=st.dictionaries(st.sampled_from(["a", "b", "d"]),
+                                               st.floats(0.0, 100.0), max_size=3),
+       members=st.lists(st.sampled_from(["x", "y", "m", "m"]), max_size=4))
+def test_factors_alone_are_exactly_the_factors_of_the_rows(
+        usage: dict[tuple[str, str], float], shares: dict[str, float],
+        members: list[str]) -> None:
+    # rows=False takes its own path (a replay's): the very same numbers, bit for bit,
+    # with members the ledger has and has not seen, no usage, and shares of 0
+    projects = {n: Project(n, shares=s, members=frozenset(members)) for n, s in shares.items()}
+    ledger = ledger_with(usage)
+    full, lean = fairshare(projects, ledger, 0.0), fairshare(projects, ledger, 0.0, rows=False)
+    assert lean.projects == full.projects and list(lean.projects) == list(full.projects)
+    assert lean.users == full.users and not lean.rows()
+
+
 def test_charge_many_is_each_charge_in_turn() -> None:
     charges = [("a", "x", 100.0, 0.0, 50.0), ("b", "y", 30.0, 20.0, 400.0),
                ("a", "z", 7.0, 10.0, 10.0), ("a", "x", 5.0, 100.0, 300.0)]

@@ -238,6 +238,8 @@ def fairshare(projects: Mapping[str, Project], ledger: UsageLedger, now: float, 
     every few minutes of its clock).
     """
     ledger = ledger.decayed_to(now)
+    if not rows:
+        return _factors_only(projects, ledger)
     shares = {name: p.shares for name, p in projects.items()}
     for name in ledger.projects:
         shares.setdefault(name, 1.0)
@@ -278,3 +280,46 @@ def fairshare(projects: Mapping[str, Project], ledger: UsageLedger, now: float, 
             if rows:
                 table.append(FairShareRow(name, user, 1.0, s_u, raw_u, u_u, ue_u, f_u))
     return FairShare(project_factors, user_factors, tuple(table))
+
+
+def _factors_only(projects: Mapping[str, Project], ledger: UsageLedger) -> FairShare:
+    """:func:`fairshare` without its rows, as a replay asks every few minutes: the same
+    numbers by the same arithmetic, in one pass over the ledger's users."""
+    shares = {name: p.shares for name, p in projects.items()}
+    for name in ledger.projects:
+        shares.setdefault(name, 1.0)
+    total_shares = math.fsum(shares.values())
+    total_usage = ledger.total_usage()
+    used, project_usage, pow2 = ledger.users, ledger.projects, math.pow
+    users_of: dict[str, list[str]] = {}  # each user once: the ledger's, then members
+    for name, user in used:
+        users_of.setdefault(name, []).append(user)
+    for name, p in projects.items():
+        if p.members:
+            users_of.setdefault(name, []).extend(
+                m for m in dict.fromkeys(p.members) if (name, m) not in used)
+    project_factors: dict[str, float] = {}
+    user_factors: dict[tuple[str, str], float] = {}
+    for name in sorted(shares):
+        has = shares[name] > 0
+        s_p = shares[name] / total_shares if total_shares > 0 else 0.0
+        raw_p = project_usage.get(name, 0.0)
+        ue_p = min(1.0, raw_p / total_usage) if total_usage > 0 else 0.0
+        project_factors[name] = _factor(ue_p, s_p, has)
+        members = users_of.get(name)
+        if not members:
+            continue
+        count = len(members)
+        s_u = s_p / count
+        if not has or total_usage <= 0:  # no claim (0.0), or nobody used anything
+            value = _factor(0.0, s_u, has)  # each user's: 0.0 without shares, else 1.0
+            for user in members:
+                user_factors[(name, user)] = value
+            continue
+        for user in members:
+            # _factor, inlined: ue_u > 0 and s_u > 0 put 2^(-ue_u/s_u) in (0, 1]
+            u_u = min(1.0, used.get((name, user), 0.0) / total_usage)
+            ue_u = u_u + (ue_p - u_u) / count
+            user_factors[(name, user)] = 1.0 if ue_u <= 0 else 0.0 if s_u <= 0 else \
+                pow2(2.0, -ue_u / s_u)
+    return FairShare(project_factors, user_factors)
