@@ -58,6 +58,8 @@ _CHUNK = 512
 _HELD = RUN_REASONS.index(PendingReason.HELD)
 _PRIORITY = RUN_REASONS.index(PendingReason.PRIORITY)
 _PLAIN_LOOSE = (None, (), None, False)
+#: Fewer candidates than this are ruled out by the memo one by one, not as a vector.
+_VECTOR_MIN = 4
 #: Nodes that may have gained room since a carried plan was made, checked one by one
 #: (carry.py, condition 3); with more, the plan is searched anew.
 _GAINED_MAX = 24
@@ -152,6 +154,9 @@ class _Cycle:
         self._witness: Witness | None = None
         #: (from when, on which nodes) of every start and plan made so far, in order
         self._taken: list[tuple[float, tuple[int, ...]]] = []
+        #: ``order`` as an array, and the masks of :meth:`_simple` (made when first asked)
+        self._order_arr: IntArray | None = None
+        self._masks: tuple[BoolArray, BoolArray] | None = None
 
     # -- bookkeeping --------------------------------------------------------------------
     def _count(self, project: str, user: str, qos: str, gpus: int) -> None:
@@ -252,6 +257,46 @@ class _Cycle:
         trailing 0 for larger requests."""
         top = self.avail.max_gpus
         return np.array([self.avail.count_ge(x) for x in range(top + 1)] + [0])
+
+    def _simple(self) -> tuple[BoolArray, BoolArray]:
+        """Per pending job (snapshot order): ``simple`` — plain, in no QOS or project that
+        has limits, special QOS terms or no grant hours left (phase 1 and the limits pass
+        it untouched: :meth:`_filtered` and :meth:`_limited` are false); and ``loose`` —
+        simple, and any set of up nodes will do (its class key is ``_PLAIN_LOOSE``)."""
+        masks = self._masks
+        if masks is None:
+            cols = pending_columns(self.snap)
+            simple = cols.plain.copy()
+            special = np.array([q in self.special_qos or q in self.limited
+                                for q in cols.qos_names], dtype=np.bool_)
+            if special.any():
+                simple &= ~special[cols.qos]
+            special_p = np.array([p in self.exhausted or p in self.limited
+                                  for p in cols.projects], dtype=np.bool_)
+            if special_p.any():
+                simple &= ~special_p[cols.project]
+            loose = simple & ~cols.one_unit if not (self.snap.reservations or self.sensitive) \
+                else np.zeros(len(simple), dtype=np.bool_)
+            masks = self._masks = (simple, loose)
+        return masks
+
+    def _beaten(self, ranks: list[int]) -> list[bool] | None:
+        """For each of ``ranks``: a loose job whose shape a failed start of this cycle
+        dominates (it cannot start: :meth:`_may_start` would find the memo's failure);
+        None when too few to be worth a vector."""
+        if len(ranks) < _VECTOR_MIN:
+            return None
+        if self._order_arr is None:
+            self._order_arr = np.asarray(self.order, dtype=np.int64)
+        idx = self._order_arr[ranks]
+        loose = self._simple()[1][idx]
+        if not loose.any():
+            return None
+        cols = pending_columns(self.snap)
+        loose &= self.memo.failed_all("start", _PLAIN_LOOSE, cols.gpus_per_node[idx],
+                                      cols.nodes[idx], cols.limit_s[idx])
+        beaten: list[bool] = loose.tolist()
+        return beaten
 
     # -- reasons ------------------------------------------------------------------------
     def _class_key(self, job: PendingJob) -> tuple[object, ...]:
@@ -450,7 +495,10 @@ class _Cycle:
             return True
         ranks, pending, order = self._hopeful(), self.snap.pending, self.order
         at = bisect.bisect_right(ranks, rank)
+        beaten = self._beaten(ranks[at:])  # those the memo rules out, all at once
         for j in range(at, len(ranks)):
+            if beaten is not None and beaten[j - at]:
+                continue
             job = pending[order[ranks[j]]]
             fits, nodes = self._may_start(job)
             if fits:
@@ -545,23 +593,15 @@ class _Cycle:
         """
         cols = pending_columns(self.snap)
         rest = np.asarray(order[first:], dtype=np.int64)
-        special = np.array([q in self.special_qos or q in self.limited
-                            for q in cols.qos_names], dtype=np.bool_)
-        special_p = np.array([p in self.exhausted or p in self.limited
-                              for p in cols.projects], dtype=np.bool_)
-        simple = cols.plain[rest].copy()
+        simple_all, loose_all = self._simple()
+        simple = simple_all[rest]
         held = cols.held[rest]
-        if len(special):
-            simple &= ~special[cols.qos[rest]]
-        if len(special_p):
-            simple &= ~special_p[cols.project[rest]]
         top = self.avail.max_gpus
         g = np.minimum(cols.gpus_per_node[rest], top)
         count = cols.nodes[rest]
         # Plain jobs that any set of up nodes may take share the memo's class key
         # _PLAIN_LOOSE: those a failure already dominates are decided as a block too.
-        loose = simple & ~cols.one_unit[rest] if not (
-            self.snap.reservations or self.sensitive) else np.zeros(len(rest), dtype=np.bool_)
+        loose = loose_all[rest]
         g_asked, limit = cols.gpus_per_node[rest], cols.limit_s[rest]
         up_ge, all_ge = self.snap.cluster.nodes_ge
         down = ((up_ge[g] < count) & (all_ge[g] >= count)).astype(np.int64)

@@ -243,12 +243,18 @@ class Availability:
             row = bisect.bisect_right(times, t) - 1
             return bisect.bisect_right(back, t) - (holds[row] if row >= 0 else 0)
 
-        turns = sorted({t for t in back if self.now < t < INF}
-                       | {t for t in times if t > self.now})
-        for start in [self.now, *(t for t in turns if t < before)]:
-            end = start + duration
-            if free(start) >= gpus and all(free(t) >= gpus for t in turns if start < t < end):
-                return True
+        now = self.now
+        points = [now, *sorted({t for t in back if now < t < INF}
+                               | {t for t in times if t > now})]
+        # A start fits when it and every turn before its end have the GPUs free: walking
+        # back from the last turn, keep the first turn after each point that lacks them.
+        short_at = INF
+        for t in reversed(points):
+            if free(t) >= gpus:
+                if t < before and short_at >= t + duration:
+                    return True
+            else:
+                short_at = t
         return False
 
     def base_free_all(self, t: float) -> IntArray:
