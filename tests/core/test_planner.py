@@ -14,6 +14,7 @@ import random
 import numpy as np
 import pytest
 
+from gefion.core import planner
 from gefion.core.planner import (
     Fit,
     Request,
@@ -68,8 +69,13 @@ def _same(got: Fit | None, want: Fit | None) -> bool:
     return got.start_s == want.start_s and got.nodes.tolist() == want.nodes.tolist()
 
 
+@pytest.mark.parametrize("summed", ["by a product", "by cumsum"])
 @pytest.mark.parametrize("seed", range(4))
-def test_scan_agrees_with_trying_every_start(seed: int) -> None:
+def test_scan_agrees_with_trying_every_start(seed: int, summed: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # _scan sums the late plan rows by a product with few rows, by cumsum with many
+    if summed == "by cumsum":
+        monkeypatch.setattr(planner, "_BELOW_MAX", 0)
     rng = random.Random(seed)
     found = 0
     for _ in range(1000):
@@ -86,7 +92,11 @@ def test_scan_agrees_with_trying_every_start(seed: int) -> None:
                                           [t for t in avail.profile.times if t > lower])))
         walked = _walk(avail, req, times, finite, node_units, units)
         assert _same(fit, walked)
-        assert _same(_scan(avail, req, times, node_units, units), walked)
+        nodes_ok = req.allowed.nonzero()[0]
+        every = len(nodes_ok) == avail.n
+        base = avail.tau_for(req.gpus_per_node)
+        assert _same(_scan(avail, req, times, nodes_ok, every,
+                           base if every else base[nodes_ok], node_units, units), walked)
         found += walked is not None and walked.start_s > not_before
     assert found > 100  # plenty of cases where the job fits only later
 

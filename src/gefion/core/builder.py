@@ -130,7 +130,7 @@ class SnapshotBuilder:
         # "now" — kept column by column as jobs start and end (see profile.Availability).
         n = len(cluster.nodes)
         self._cap = np.asarray(cluster.capacity, dtype=np.int64)
-        self._held = np.zeros(n, dtype=np.int64)
+        self._held: list[int] = [0] * n  # a list: read only for the nodes tau refreshes
         self._node_rel: list[list[tuple[float, int]]] = [[] for _ in range(n)]
         self._tau = np.full((cluster.max_gpus_per_node + 1, n), np.inf)
         self._tau[:, :] = np.where(np.arange(cluster.max_gpus_per_node + 1)[:, None]
@@ -146,9 +146,10 @@ class SnapshotBuilder:
         take a job is then a sum of a few numbers, not a pass over every node."""
         up = cluster.arrays.up
         self._up = up
-        self._free = np.where(up, self._cap - self._held, 0)
+        self._free = np.where(up, self._cap - np.asarray(self._held, dtype=np.int64), 0)
         top = cluster.max_gpus_per_node
-        self._free_hist = np.bincount(np.clip(self._free, -1, top) + 1, minlength=top + 2)
+        self._free_hist: list[int] = np.bincount(np.clip(self._free, -1, top) + 1,
+                                                 minlength=top + 2).tolist()
         # the same as lists, read on every change (a look-up in a list is cheaper)
         self._up_list: list[bool] = up.tolist()
         self._free_list: list[int] = self._free.tolist()
@@ -328,7 +329,8 @@ class SnapshotBuilder:
         del self._running[job_id]
         self._released += 1  # plans carried between cycles check the nodes runs left
         log = self._release_log
-        log.append(tuple(node for node, _ in run.alloc))
+        alloc = run.alloc
+        log.append((alloc[0][0],) if len(alloc) == 1 else tuple(node for node, _ in alloc))
         if len(log) > _LOG_KEEP:
             del log[:_LOG_KEEP // 2]
             self._log_from += _LOG_KEEP // 2
@@ -428,7 +430,7 @@ class SnapshotBuilder:
         that makes a column stale has bumped the generation already."""
         if self._dirty:
             tau, rows = self._tau, len(self._tau)
-            cap, held = self._cap.tolist(), self._held.tolist()
+            cap, held = self._cap.tolist(), self._held
             for n in self._dirty:
                 tau[:, n] = tau_column(cap[n] - held[n], cap[n], self._node_rel[n], -math.inf,
                                        rows)

@@ -9,10 +9,12 @@ jumping past times at which too few nodes can possibly be free.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gefion.core.placement import choose_nodes
 from gefion.core.plans import PlanProfile
@@ -77,13 +79,30 @@ def fitting_nodes(avail: Availability, req: Request, start: float, node_units: I
 def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_count: int,
                  *, not_before: float) -> Fit | None:
     """The first start ``>= not_before`` at which ``req`` fits, or None if it never does."""
-    g = req.gpus_per_node
-    tau_all = avail.tau_for(g)
-    tau = tau_all[req.allowed]
-    finite = np.sort(tau[np.isfinite(tau)])
-    if len(finite) < req.nodes:
+    g, need = req.gpus_per_node, req.nodes
+    nodes_ok = req.allowed.nonzero()[0]
+    if len(nodes_ok) < need:
         return None
-    lower = max(not_before, float(finite[req.nodes - 1]))
+    every = len(nodes_ok) == avail.n  # the usual case: no column to gather
+    base = avail.tau_for(g) if every else avail.tau_for(g)[nodes_ok]
+    finite = np.sort(base[base < INF])  # tau is a time or inf, never -inf or NaN
+    if len(finite) < need:
+        return None
+    lower = max(not_before, float(finite[need - 1]))
+    if req.reservations:  # reservation blocks differ per start: try each start in turn
+        return _walk(avail, req, _reservation_starts(avail, req, finite, lower), finite,
+                     node_units, unit_count)
+    edges = avail.profile.time_array
+    # Candidate starts: when GPUs come back, when plans end — ascending.
+    times = _ascending_unique(np.concatenate((finite[finite > lower], (lower,),
+                                              edges[edges > lower])))
+    return _scan(avail, req, times, nodes_ok, every, base, node_units, unit_count)
+
+
+def _reservation_starts(avail: Availability, req: Request, finite: FloatArray,
+                        lower: float) -> FloatArray:
+    """Candidate starts of a job that advance reservations touch: when GPUs come back,
+    when plans end and every window edge before the horizon — ascending."""
     plan_edges = [t for t in avail.profile.times if t > lower]
     extra: list[float] = [lower, *plan_edges]
     last = max([lower, float(finite[-1]), *plan_edges])
@@ -95,12 +114,8 @@ def earliest_fit(avail: Availability, req: Request, node_units: IntArray, unit_c
             if k > 0 and ws >= horizon:
                 break
             extra.extend(t for t in (ws, we) if t >= lower)
-    # Candidate starts: when GPUs come back, when plans end, window edges — ascending.
     times = _ascending_unique(np.concatenate((finite[finite > lower], np.asarray(extra))))
-    times = times[times < INF]
-    if req.reservations:  # reservation blocks differ per start: try each start in turn
-        return _walk(avail, req, times, finite, node_units, unit_count)
-    return _scan(avail, req, times, node_units, unit_count)
+    return times[times < INF]
 
 
 def _ascending_unique(values: FloatArray) -> FloatArray:
@@ -140,8 +155,8 @@ def _walk(avail: Availability, req: Request, times: FloatArray, finite: FloatArr
     return None
 
 
-def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntArray,
-          unit_count: int) -> Fit | None:
+def _scan(avail: Availability, req: Request, times: FloatArray, nodes_ok: IntArray,
+          every: bool, base: FloatArray, node_units: IntArray, unit_count: int) -> Fit | None:
     """:func:`_walk` without advance reservations, a run of starts at a time.
 
     Starts whose window ``[t, t + d)`` meets the same plan rows form a run. Within a run,
@@ -152,16 +167,10 @@ def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntA
     threshold time, and the run's first start that can fit is the N-th smallest threshold;
     only that start — and, when a one-unit gang does not fit there, the next ones — go
     through :func:`fit_at`, which picks the nodes. Runs are decided a few at a time, as
-    arrays of runs × nodes.
+    arrays of runs × nodes. ``nodes_ok``: the nodes the job may use (``every``: all of
+    them); ``base``: their row of ``tau`` for its GPUs per node.
     """
     g, need, d = req.gpus_per_node, req.nodes, req.duration_s
-    if not len(times):
-        return None
-    nodes_ok = req.allowed.nonzero()[0]
-    if len(nodes_ok) < need:
-        return None
-    every = len(nodes_ok) == avail.n  # the usual case: no column to gather
-    base = avail.tau_for(g) if every else avail.tau_for(g)[nodes_ok]
     edges = avail.profile.time_array
     if not len(edges):
         starts = times[times >= float(np.partition(base, need - 1)[need - 1])]
@@ -183,8 +192,13 @@ def _scan(avail: Availability, req: Request, times: FloatArray, node_units: IntA
         needs = table.take(at)
     else:
         needs = table[np.minimum(g + avail.profile.rows[:, nodes_ok], top), nodes_ok]
-    late = np.zeros((len(edges) + 1, len(nodes_ok)), dtype=np.int64)
-    np.cumsum(needs > edges[:, None], axis=0, out=late[1:])  # rows < k whose hold is late
+    # late[k, n]: rows < k whose hold is late on node n. With few rows, a product with a
+    # triangle of ones is that running sum down the rows, several times faster than cumsum.
+    if len(edges) <= _BELOW_MAX:
+        late = _below(len(edges)) @ (needs > edges[:, None]).astype(np.float32)
+    else:
+        late = np.zeros((len(edges) + 1, len(nodes_ok)), dtype=np.int64)
+        np.cumsum(needs > edges[:, None], axis=0, out=late[1:])
     for c in range(0, len(bounds) - 1, _RUNS):
         run_at = bounds[c:c + _RUNS + 1]
         a = run_at[:-1]
@@ -228,6 +242,18 @@ def _fit_in_run(avail: Availability, req: Request, starts: FloatArray, ready: Fl
 
 #: Runs of candidate starts decided together by :func:`_scan`.
 _RUNS = 8
+
+
+#: Plan rows up to which :func:`_scan` sums late rows by a product (:func:`_below`).
+_BELOW_MAX = 64
+
+
+@functools.cache  # at most _BELOW_MAX tables of at most 16 KiB
+def _below(rows: int) -> npt.NDArray[np.float32]:
+    """``(rows + 1) × rows``: row ``k`` is 1 in the columns before ``k`` (sums of at most
+    ``_BELOW_MAX`` ones: exact in float32)."""
+    below: npt.NDArray[np.float32] = np.tril(np.ones((rows + 1, rows), dtype=np.float32), -1)
+    return below
 
 
 def _first_fit_of(avail: Availability, req: Request, starts: FloatArray,

@@ -16,6 +16,7 @@ Times are seconds; ``inf`` means "never".
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -84,7 +85,7 @@ class Availability:
         self._lent_releases: Sequence[Sequence[tuple[float, int]]] | None = None
         if lent is not None:
             self.free = lent.free.copy()
-            self._count_ge = np.cumsum(lent.free_hist[::-1])[::-1][1:].tolist()
+            self._count_ge = [*itertools.accumulate(reversed(lent.free_hist))][-2::-1]
             self._tau_of = lent.tau  # ``tau`` is made from it when first asked
             self._lent_releases = lent.releases
             return
