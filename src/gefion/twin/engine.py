@@ -217,23 +217,28 @@ class _Engine:
         """Start ``job_id`` with ``placement``'s GPUs on each node (by index); ``indexed``:
         the index of free GPUs has taken them already."""
         run = self.active[job_id]
-        check_transition(run.job.state, JobState.RUNNING)
+        old = run.job
+        if old.state is not JobState.PENDING:  # the only state a start comes from
+            check_transition(old.state, JobState.RUNNING)
         alloc, job_w = self.state.allocate_at(job_id, placement, run.shape)
         run.alloc, run.job_w = alloc, job_w
-        if self.free is not None and not indexed:
+        free = self.free
+        if free is not None and not indexed:
             for n, idx in alloc:
-                self.free.change(n, -len(idx))
+                free.change(n, -len(idx))
         names = self.state.names
         if len(alloc) == 1:  # most runs
             ((n, idx),) = alloc
             held: tuple[tuple[str, tuple[int, ...]], ...] = ((names[n], tuple(idx)),)
         else:
             held = tuple((names[n], tuple(idx)) for n, idx in alloc)
-        old = run.job  # a new record, made directly: the hot path of every start
+        # a new record, made directly: the hot path of every start
         run.job = job = Job(old.id, old.spec, old.submit_s, JobState.RUNNING, now, old.end_s,
                             held, old.held, old.exit_code, old.service_gpu_s, old.restarts)
         del self.waiting[job_id]
-        self.tell(job_id, job)
+        untold = self.untold  # tell, inline
+        untold.pop(job_id, None)
+        untold[job_id] = job
         if run.first_start_s is None:
             run.first_start_s = now
         run.run_start_s = now

@@ -47,6 +47,9 @@ class ClusterState:
         self.allocated = self.partial_free = self.running_count = 0
         self.pending_count = self.pending_gpus = self.pending_whole = 0
         self.pending_shapes: Counter[tuple[int, int]] = Counter()
+        #: (GPUs per node, fewest nodes) over the pending shapes that fit a node; None:
+        #: to be made again (a shape came or went)
+        self._fewest: list[tuple[int, int]] | None = None
         self.last_t: float | None = None
         self.allocated_gpu_s = self.stranded_gpu_s = self.energy_j = 0.0
         #: allocated GPUs, stranded GPUs and watts at the last sample (see advance)
@@ -70,16 +73,26 @@ class ClusterState:
         self.pending_count += 1
         self.pending_gpus += shape.gpus
         self.pending_whole += shape.gpus_per_node >= self.whole_gpn
-        self.pending_shapes[(shape.nodes, shape.gpus_per_node)] += 1
+        key = (shape.nodes, shape.gpus_per_node)
+        shapes = self.pending_shapes
+        if key in shapes:
+            shapes[key] += 1
+        else:
+            shapes[key] = 1
+            self._fewest = None
 
     def remove_pending(self, shape: Shape) -> None:
         self.pending_count -= 1
         self.pending_gpus -= shape.gpus
         self.pending_whole -= shape.gpus_per_node >= self.whole_gpn
         key = (shape.nodes, shape.gpus_per_node)
-        self.pending_shapes[key] -= 1
-        if not self.pending_shapes[key]:
-            del self.pending_shapes[key]
+        shapes = self.pending_shapes
+        left = shapes[key] - 1
+        if left:
+            shapes[key] = left
+        else:
+            del shapes[key]
+            self._fewest = None
 
     def allocate(self, job_id: str, placement: tuple[tuple[str, int], ...],
                  shape: Shape) -> tuple[list[tuple[int, list[int]]], float]:
@@ -93,31 +106,45 @@ class ClusterState:
         """:meth:`allocate` with nodes given by index."""
         alloc: list[tuple[int, list[int]]] = []
         job_w = 0.0
-        free_idx, used, on_node = self.free_idx, self.used, self.on_node
+        free_idx, used, on_node, cap = self.free_idx, self.used, self.on_node, self.cap
+        hist, gpu_w, meter, schedulable = self.free_hist, self.job_gpu_w, self.meter, \
+            self.schedulable
+        partial = taken = 0
         for n, g in placement:
             free = free_idx[n]
-            if len(free) < g or not self.schedulable[n]:
+            if len(free) < g or not schedulable[n]:
                 raise InvariantError(f"{job_id}: {g} GPUs on {self.names[n]}, which has "
-                                     f"{len(free)} free (schedulable: {self.schedulable[n]})")
+                                     f"{len(free)} free (schedulable: {schedulable[n]})")
             idx = free[:g]
             del free[:g]
-            self._set_used(n, used[n] + g)
+            old, c = used[n], cap[n]  # _set_used, inline: the node is schedulable
+            used[n] = new = old + g
+            hist[c - old] -= 1
+            hist[c - new] += 1
+            if 0 < old < c:
+                partial -= c - old
+            if 0 < new < c:
+                partial += c - new
             on_node[n].add(job_id)
-            self.meter.allocate(self.cap[n], g)
-            self.allocated += g
-            job_w += g * self.job_gpu_w[n]
+            meter.allocate(c, g)
+            taken += g
+            job_w += g * gpu_w[n]
             alloc.append((n, idx))
+        self.partial_free += partial
+        self.allocated += taken
         self.running_count += 1
         self.remove_pending(shape)
         return alloc, job_w
 
     def release(self, job_id: str, alloc: list[tuple[int, list[int]]]) -> None:
+        free_idx, used, on_node, meter = self.free_idx, self.used, self.on_node, self.meter
         for n, idx in alloc:
-            self.free_idx[n] = sorted(self.free_idx[n] + idx)
-            self._set_used(n, self.used[n] - len(idx))
-            self.on_node[n].discard(job_id)
-            self.meter.allocate(self.cap[n], -len(idx))
-            self.allocated -= len(idx)
+            g = len(idx)
+            free_idx[n] = sorted(free_idx[n] + idx)
+            self._set_used(n, used[n] - g)
+            on_node[n].discard(job_id)
+            meter.allocate(self.cap[n], -g)
+            self.allocated -= g
         self.running_count -= 1
 
     def jobs_on(self, n: int) -> set[str]:
@@ -153,10 +180,16 @@ class ClusterState:
 
     def any_pending_fits(self) -> bool:
         """Could any pending shape (``nodes`` × ``gpus_per_node``) fit the free GPUs now?"""
-        hist = self.free_hist
-        at_least = list(itertools.accumulate(reversed(hist)))[::-1]  # nodes with >= g free
-        top = len(hist) - 1
-        return any(g <= top and at_least[g] >= count for count, g in self.pending_shapes)
+        fewest = self._fewest
+        if fewest is None:  # per GPUs per node that fits a node, the fewest nodes asked
+            top, mins = len(self.free_hist) - 1, {}
+            for count, g in self.pending_shapes:
+                if g <= top and count < mins.get(g, count + 1):
+                    mins[g] = count
+            fewest = self._fewest = sorted(mins.items())
+        at_least = [*itertools.accumulate(reversed(self.free_hist))]  # nodes >= top - k free
+        top = len(at_least) - 1
+        return any(at_least[top - g] >= count for g, count in fewest)
 
     @property
     def power_w(self) -> float:
