@@ -14,13 +14,14 @@ per ``sample_every_s`` seconds of virtual time (the first state seen in each int
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from gefion.core.tenancy import Grant
 
 
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """One job as it ended.
+class JobRecord(NamedTuple):
+    """One job as it ended (a named tuple: a run makes one per job, and a frozen dataclass
+    costs five times as much to make).
 
     ``gpus`` is what it held (a request rounded up to whole nodes shows the rounded count).
     ``first_start_s`` is the start of its first run, ``end_s`` the end of its last;
@@ -53,9 +54,9 @@ class JobRecord:
         return self.first_start_s - self.submit_s
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """The cluster after the events at ``time_s`` (and the cycle they caused).
+class Sample(NamedTuple):
+    """The cluster after the events at ``time_s`` (and the cycle they caused); a named
+    tuple, like :class:`JobRecord`.
 
     ``allocated_gpus``: GPUs held by running jobs; ``queue_len``/``pending_gpus``: pending
     jobs and the GPUs they ask for; ``stranded_free_gpus``: free GPUs on partly allocated up
@@ -152,7 +153,7 @@ class SampleLog:
         self._bucket = bucket
 
     def samples(self) -> tuple[Sample, ...]:
-        return tuple(Sample(*row) for row in self._rows)
+        return tuple(map(Sample._make, self._rows))
 
     def __len__(self) -> int:
         return len(self._rows)

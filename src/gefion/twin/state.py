@@ -182,7 +182,7 @@ class ClusterState:
         """Could any pending shape (``nodes`` × ``gpus_per_node``) fit the free GPUs now?"""
         fewest = self._fewest
         if fewest is None:  # per GPUs per node that fits a node, the fewest nodes asked
-            top, mins = len(self.free_hist) - 1, {}
+            top, mins = len(self.free_hist) - 1, dict[int, int]()
             for count, g in self.pending_shapes:
                 if g <= top and count < mins.get(g, count + 1):
                     mins[g] = count
