@@ -35,7 +35,7 @@ def overloaded(seed: int, qos_every: int = 0) -> Trace:
     if not qos_every:
         return trace
     return replace(trace, jobs=tuple(
-        replace(j, qos="scavenger" if k % qos_every == 0 else
+        j._replace(qos="scavenger" if k % qos_every == 0 else
                 "high" if k % qos_every == 1 else "normal")
         for k, j in enumerate(trace.jobs)))
 

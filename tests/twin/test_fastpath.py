@@ -39,7 +39,7 @@ def test_strict_fifo_on_the_fast_path_gives_the_general_result(
         {"node00003": NodeState.DRAINED, "node00009": NodeState.DOWN})
     trace = generate(600, seed=seed, offered_gpus=1.5 * cluster.total_gpus, max_gpus=64)
     trace = replace(trace, jobs=tuple(
-        replace(j, time_limit_s=max(1, int(j.duration_s) // 2)) if k % 7 == 0 else j
+        j._replace(time_limit_s=max(1, int(j.duration_s) // 2)) if k % 7 == 0 else j
         for k, j in enumerate(trace.jobs)))
     policy = get_policy("fifo", placement=placement)
     general = simulate(trace, cluster, policy, seed=seed, fast_path=False)

@@ -40,7 +40,7 @@ def philly_week() -> Trace:
                        to_time="2017-11-13 00:00:00", gpus_in={1, 2, 4, 8})
     assert len(trace) == 6_360
     return replace(trace, jobs=tuple(
-        replace(j, time_limit_s=max(1, math.ceil(j.duration_s))) for j in trace.jobs))
+        j._replace(time_limit_s=max(1, math.ceil(j.duration_s))) for j in trace.jobs))
 
 
 def avg_jct_s(result: SimResult) -> float:

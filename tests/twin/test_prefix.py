@@ -46,7 +46,7 @@ def test_a_cycle_decided_from_free_gpus_starts_what_the_cycle_starts(
     cluster = preset("synthetic:12x8:4")
     trace = generate(600, seed=8, offered_gpus=load * cluster.total_gpus, max_gpus=64)
     # jobs arrive in bursts, every 15 minutes: cycles with several jobs to start
-    trace = replace(trace, jobs=tuple(replace(j, submit_s=j.submit_s // 900 * 900)
+    trace = replace(trace, jobs=tuple(j._replace(submit_s=j.submit_s // 900 * 900)
                                       for j in trace.jobs))
     result = simulate(trace, cluster, get_policy(policy), seed=8)
     assert len(result.jobs) == 600
