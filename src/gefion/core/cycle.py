@@ -39,7 +39,7 @@ from gefion.core.decisions import (
 )
 from gefion.core.filters import reject, singleton_owners
 from gefion.core.jobs import JobSpec, TopologyConstraint
-from gefion.core.memo import FailureMemo, Witness
+from gefion.core.memo import FailureMemo, Ruled, Witness
 from gefion.core.planner import Fit, Request, earliest_fit, fit_at, fitting_nodes
 from gefion.core.plans import Plan, PlanProfile
 from gefion.core.policies.base import Policy
@@ -255,8 +255,7 @@ class _Cycle:
     def _count_ge_table(self) -> IntArray:
         """Nodes with at least ``g`` GPUs free now, for ``g`` = 0 … the largest node, and a
         trailing 0 for larger requests."""
-        top = self.avail.max_gpus
-        return np.array([self.avail.count_ge(x) for x in range(top + 1)] + [0])
+        return np.array([*self.avail.counts_ge(), 0])
 
     def _simple(self) -> tuple[BoolArray, BoolArray]:
         """Per pending job (snapshot order): ``simple`` — plain, in no QOS or project that
@@ -280,23 +279,26 @@ class _Cycle:
             masks = self._masks = (simple, loose)
         return masks
 
-    def _beaten(self, ranks: list[int]) -> list[bool] | None:
-        """For each of ``ranks``: a loose job whose shape a failed start of this cycle
-        dominates (it cannot start: :meth:`_may_start` would find the memo's failure);
+    def _order_array(self) -> IntArray:
+        """``order`` (snapshot indices in priority order) as an array, made once."""
+        order = self._order_arr
+        if order is None:
+            order = self._order_arr = np.asarray(self.order, dtype=np.int64)
+        return order
+
+    def _ruled(self, ranks: list[int]) -> Ruled | None:
+        """What the memo rules out of ``ranks`` (:class:`Ruled` over the loose jobs, whose
+        class key is ``_PLAIN_LOOSE``: :meth:`_may_start` would find the memo's failure);
         None when too few to be worth a vector."""
         if len(ranks) < _VECTOR_MIN:
             return None
-        if self._order_arr is None:
-            self._order_arr = np.asarray(self.order, dtype=np.int64)
-        idx = self._order_arr[ranks]
+        idx = self._order_array()[ranks]
         loose = self._simple()[1][idx]
         if not loose.any():
             return None
         cols = pending_columns(self.snap)
-        loose &= self.memo.failed_all("start", _PLAIN_LOOSE, cols.gpus_per_node[idx],
-                                      cols.nodes[idx], cols.limit_s[idx])
-        beaten: list[bool] = loose.tolist()
-        return beaten
+        return Ruled(self.memo, "start", _PLAIN_LOOSE, loose, cols.gpus_per_node[idx],
+                     cols.nodes[idx], cols.limit_s[idx])
 
     # -- reasons ------------------------------------------------------------------------
     def _class_key(self, job: PendingJob) -> tuple[object, ...]:
@@ -495,13 +497,20 @@ class _Cycle:
             return True
         ranks, pending, order = self._hopeful(), self.snap.pending, self.order
         at = bisect.bisect_right(ranks, rank)
-        beaten = self._beaten(ranks[at:])  # those the memo rules out, all at once
-        for j in range(at, len(ranks)):
-            if beaten is not None and beaten[j - at]:
-                continue
+        ruled = self._ruled(ranks[at:])  # those the memo rules out, as a vector
+        j = at
+        while j < len(ranks):
+            if ruled is not None:
+                j = at + ruled.next_open(j - at)
+                if j == len(ranks):
+                    break
             job = pending[order[ranks[j]]]
             fits, nodes = self._may_start(job)
-            if fits:
+            if not fits:
+                if ruled is not None:
+                    ruled.failed(j - at)
+                j += 1
+            else:
                 del ranks[at:j]  # they cannot start this cycle
                 need = job.shape.nodes if job.shape is not None else 0
                 self._witness = Witness(ranks[at], self.now + job.spec.time_limit_s, need,
@@ -518,7 +527,7 @@ class _Cycle:
         hope = self._hope
         if hope is None or hope[0] != len(self.starts):  # capacity changed: look again
             cols = pending_columns(self.snap)
-            order = np.asarray(self.order, dtype=np.int64)
+            order = self._order_array()
             count_ge = self._count_ge_table()
             g = np.minimum(cols.gpus_per_node[order], self.avail.max_gpus + 1)
             may = (count_ge[g] >= cols.nodes[order]) | ~cols.plain[order]

@@ -45,6 +45,33 @@ class FailureMemo:
         return out
 
 
+class Ruled:
+    """Which of a row of candidates (in order) a memo's failures rule out: those of one
+    class key (``open`` where it applies) whose shape a failure of that key dominates, kept
+    current as candidates of the row fail in turn (:meth:`failed`): a job behind one that
+    failed, asking at least as much, fails too."""
+
+    __slots__ = ("count", "d", "g", "open", "out")
+
+    def __init__(self, memo: FailureMemo, question: str, key: object, open_: BoolArray,
+                 g: IntArray, count: IntArray, d: IntArray) -> None:
+        self.open, self.g, self.count, self.d = open_, g, count, d
+        self.out = open_ & memo.failed_all(question, key, g, count, d)
+
+    def next_open(self, k: int) -> int:
+        """The first candidate from ``k`` on not ruled out (the row's length if none)."""
+        rest = self.out[k:]
+        i = int(rest.argmin()) if len(rest) else 0
+        return k + i if len(rest) and not rest[i] else len(self.out)
+
+    def failed(self, k: int) -> None:
+        """Candidate ``k`` failed: rule out those behind it that its shape dominates."""
+        if self.open[k]:
+            behind = slice(k + 1, None)
+            self.out[behind] |= self.open[behind] & (self.g[behind] >= self.g[k]) & (
+                self.count[behind] >= self.count[k]) & (self.d[behind] >= self.d[k])
+
+
 class Witness:
     """A job behind the one being planned that could start now, around the plans so far:
     proof that a plan matters (see ``_Cycle._plan_matters``).

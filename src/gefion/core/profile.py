@@ -222,11 +222,15 @@ class Availability:
 
     def count_ge(self, gpus: int) -> int:
         """Nodes with at least ``gpus`` free now in the base (blocks ignored)."""
+        return self.counts_ge()[gpus] if gpus <= self.max_gpus else 0
+
+    def counts_ge(self) -> list[int]:
+        """:meth:`count_ge` for ``gpus`` = 0 … the largest node (the list kept: read only)."""
         if self._count_ge is None:  # one pass: nodes per free count (below 0 as -1),
             top = self.max_gpus       # summed from the top
             per = np.bincount(np.clip(self.free, -1, top) + 1, minlength=top + 2)
             self._count_ge = np.cumsum(per[::-1])[::-1][1:].tolist()
-        return self._count_ge[gpus] if gpus <= self.max_gpus else 0
+        return self._count_ge
 
     def node_fits_before(self, node: int, gpus: int, duration: float, before: float) -> bool:
         """Whether ``node`` alone could give ``gpus`` over ``[t, t + duration)`` for some
