@@ -288,48 +288,53 @@ class SnapshotBuilder:
                 evictable, spec.grace_s if spec.grace_s is not None else q.grace_s,
                 q.requeues if spec.preemptible is None else evictable)
         preemptible, grace_s, requeue = how
-        if len(job.allocation) == 1:  # most runs: nothing to sort
-            ((name, gpu_ids),) = job.allocation
+        allocation = job.allocation
+        if len(allocation) == 1:  # most runs: nothing to sort
+            ((name, gpu_ids),) = allocation
             alloc: tuple[tuple[int, int], ...] = ((cluster.index_of(name), len(gpu_ids)),)
         else:
-            alloc = tuple(sorted((cluster.index_of(n), len(g)) for n, g in job.allocation))
+            alloc = tuple(sorted((cluster.index_of(n), len(g)) for n, g in allocation))
         start = job.start_s if job.start_s is not None else job.submit_s
-        run = RunningJob(job.id, spec, start, start + spec.time_limit_s, alloc, preemptible,
-                         grace_s, requeue, job.service_gpu_s)
+        end = start + spec.time_limit_s
+        run = RunningJob(job.id, spec, start, end, alloc, preemptible, grace_s, requeue,
+                         job.service_gpu_s)
         self._running[job.id] = run
         slot = self._rtab.take()
         if slot >= len(self._rflag):
             self._rflag = np.concatenate([self._rflag, np.zeros_like(self._rflag)])
-        self._rwrites[slot] = (run.start_s, run.expected_end_s, run.service_gpu_s, run.gpus,
-                               preemptible)
+        gpus_held = alloc[0][1] if len(alloc) == 1 else run.gpus
+        self._rwrites[slot] = (start, end, run.service_gpu_s, gpus_held, preemptible)
         self._preemptible += bool(preemptible)
         self._rslot_of[job.id] = slot
         holds = []
+        htab, hwrites, node_rel, held, dirty = self._htab, self._hwrites, self._node_rel, \
+            self._held, self._dirty
         for node, gpus in alloc:
-            h = self._htab.take()
+            h = htab.take()
             if h >= len(self._hlive):
                 self._hlive = np.concatenate([self._hlive, np.zeros_like(self._hlive)])
-            self._hwrites[h] = (node, gpus, slot)
+            hwrites[h] = (node, gpus, slot)
             holds.append(h)
-            bisect.insort(self._node_rel[node], (run.expected_end_s, gpus))
-            self._held[node] += gpus
+            bisect.insort(node_rel[node], (end, gpus))
+            held[node] += gpus
             self._free_change(node, -gpus)
-            self._dirty.add(node)
+            dirty.add(node)
         self._hslots[job.id] = holds
-        heapq.heappush(self._ends, (run.expected_end_s, job.id))
-        self._running_changed()
+        heapq.heappush(self._ends, (end, job.id))
+        self._rcache = self._rtuple = None  # _running_changed, inline
+        self._generation[0] += 1
 
     def _drop_running(self, job_id: str) -> None:
-        run = self._running[job_id]
-        for node, gpus in run.alloc:
-            self._node_rel[node].remove((run.expected_end_s, gpus))
-            self._held[node] -= gpus
+        run = self._running.pop(job_id)
+        end, alloc = run.expected_end_s, run.alloc
+        node_rel, held, dirty = self._node_rel, self._held, self._dirty
+        for node, gpus in alloc:
+            node_rel[node].remove((end, gpus))
+            held[node] -= gpus
             self._free_change(node, gpus)
-            self._dirty.add(node)
-        del self._running[job_id]
+            dirty.add(node)
         self._released += 1  # plans carried between cycles check the nodes runs left
         log = self._release_log
-        alloc = run.alloc
         log.append((alloc[0][0],) if len(alloc) == 1 else tuple(node for node, _ in alloc))
         if len(log) > _LOG_KEEP:
             del log[:_LOG_KEEP // 2]
@@ -337,10 +342,12 @@ class SnapshotBuilder:
         slot = self._rslot_of.pop(job_id)
         self._preemptible -= bool(run.preemptible)
         self._rtab.give(slot)
+        hwrites, htab = self._hwrites, self._htab
         for h in self._hslots.pop(job_id):
-            self._hwrites[h] = None
-            self._htab.give(h)
-        self._running_changed()
+            hwrites[h] = None
+            htab.give(h)
+        self._rcache = self._rtuple = None  # _running_changed, inline
+        self._generation[0] += 1
 
     def _released_nodes(self, since: int, *, upto: int) -> frozenset[int] | None:
         """The nodes of runs ``since`` to ``upto`` (counts of runs dropped), or None if the

@@ -131,10 +131,11 @@ class UsageLedger:
         items = list(charges)
         if not items:
             return self
-        latest = -math.inf
+        inf = math.inf
+        latest = -inf
         for _, _, gpu_s, start_s, end_s in items:
             # one chain of comparisons (NaN fails them all); the reason only on failure
-            if not (0.0 <= gpu_s < math.inf and -math.inf < start_s <= end_s < math.inf):
+            if not (0.0 <= gpu_s < inf and -inf < start_s <= end_s < inf):
                 _refuse(gpu_s, start_s, end_s)
             if end_s > latest:
                 latest = end_s
@@ -145,14 +146,16 @@ class UsageLedger:
             as_of, projects, users = self.as_of_s, dict(self.projects), dict(self.users)
         half_life = self.half_life_s
         weights: dict[tuple[float, float], float] = {}  # charges share a few intervals
+        weight_of, project_of, user_of = weights.get, projects.get, users.get
         for project, user, gpu_s, start_s, end_s in items:
-            weight = weights.get((start_s, end_s))
+            interval = (start_s, end_s)
+            weight = weight_of(interval)
             if weight is None:
-                weight = weights[(start_s, end_s)] = accrual_weight(
-                    start_s, end_s, as_of, half_life)
+                weight = weights[interval] = accrual_weight(start_s, end_s, as_of, half_life)
             added = gpu_s * weight
-            projects[project] = projects.get(project, 0.0) + added
-            users[(project, user)] = users.get((project, user), 0.0) + added
+            projects[project] = project_of(project, 0.0) + added
+            pair = (project, user)
+            users[pair] = user_of(pair, 0.0) + added
         return UsageLedger._owning(half_life, as_of, projects, users)
 
     def project_usage(self, project: str) -> float:

@@ -153,6 +153,10 @@ class _Engine:
         self.shares_at = -math.inf
         self.rng = np.random.default_rng(seed)
         self.preemptions = self.cycles = self.skipped = self.rounded = 0
+        # what the policy (a frozen record) says, read once: these are asked at every event
+        self.fair = policy.uses_fairshare
+        self.preempts = policy.preemption
+        self.evicts_any = not policy.evicts_preemptible_only
         #: running jobs that their QOS or spec lets be evicted (see may_decide)
         self.evictable = 0
         self.failures_seen = self.failed_runs = self.events = self.repairs_pending = 0
@@ -248,7 +252,7 @@ class _Engine:
         rate = run.rate
         if self.meter.kept:
             self.meter.started(job_id, job.spec.project, rate, now)
-        if self.policy.uses_fairshare:
+        if self.fair:
             self.charger.started(job_id, job.spec.project, job.spec.user, rate, now)
         limit = job.spec.time_limit_s
         if run.remaining_s <= limit:
@@ -274,7 +278,7 @@ class _Engine:
             self.meter.stopped(run.job.id, now)
         del self.running[run.job.id]
         self.evictable -= run.evictable
-        if self.policy.uses_fairshare:
+        if self.fair:
             spec = run.job.spec
             self.charger.stopped(run.job.id, spec.project, spec.user, run.rate, now)
 
@@ -432,7 +436,7 @@ class _Engine:
         orders by fair share) once a period: at every batch that changed the state while
         jobs wait, whether or not the cycle then runs, so that skipping a cycle that could
         decide nothing (:meth:`may_decide`) changes nothing."""
-        if self.shares_at == -math.inf or (self.policy.uses_fairshare
+        if self.shares_at == -math.inf or (self.fair
                                            and now - self.shares_at >= PRIORITY_CALC_PERIOD_S):
             self.ledger = self.charger.charge_into(self.ledger, now)
             self.shares = None  # the factors of this ledger, made when a snapshot needs them
@@ -494,9 +498,8 @@ class _Engine:
     def _may_evict(self) -> bool:
         """Whether the cycle may preempt: the policy preempts, something runs, and the
         policy evicts anyone or some running job is marked preemptible."""
-        policy = self.policy
-        return bool(policy.preemption and self.state.running_count and (
-            self.evictable or not policy.evicts_preemptible_only))
+        return bool(self.preempts and self.state.running_count and (
+            self.evictable or self.evicts_any))
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, progress: Callable[[float, float], None] | None,
