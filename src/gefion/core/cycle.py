@@ -294,7 +294,7 @@ class _Cycle:
             return None
         idx = self._order_array()[ranks]
         loose = self._simple()[1][idx]
-        if not loose.any():
+        if not np.count_nonzero(loose):
             return None
         cols = pending_columns(self.snap)
         return Ruled(self.memo, "start", _PLAIN_LOOSE, loose, cols.gpus_per_node[idx],
@@ -415,7 +415,7 @@ class _Cycle:
         """Runs of held jobs (with a valid shape) in ``order``: start rank → end rank. A held
         job is decided before anything else about it, so a run needs no look at each."""
         held = pending_columns(self.snap).held
-        if not held.any():
+        if not np.count_nonzero(held):
             return {}
         edges = np.diff(np.concatenate(([0], held[order].astype(np.int8), [0])))
         return dict(zip(np.flatnonzero(edges == 1).tolist(),
@@ -644,7 +644,7 @@ class _Cycle:
             else:
                 bulk, reasons = simple[pos:end], strict[pos:end]
             h = held[pos:end]
-            if h.any():
+            if np.count_nonzero(h):
                 bulk, reasons = bulk | h, np.where(h, _HELD, reasons)
             cursor = pos
             for s in (~bulk).nonzero()[0].tolist():

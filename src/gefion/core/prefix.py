@@ -61,7 +61,8 @@ def plain_prefix(order: Sequence[int], cols: PendingColumns,
     ``order``: snapshot indices in priority order; ``cols``: the pending jobs' columns.
     The body answers for the rest of the conditions (plain setting, backfill, nothing
     evictable)."""
-    if not cols.plain.all() or cols.one_unit.any():
+    # count_nonzero: a third of the cost of .all() / .any() on arrays this small
+    if np.count_nonzero(cols.plain) != len(cols.ids) or np.count_nonzero(cols.one_unit):
         return None
     nodes, gpus_per_node = cols.nodes, cols.gpus_per_node
     starts: list[tuple[int, list[int]]] = []
@@ -76,8 +77,8 @@ def plain_prefix(order: Sequence[int], cols: PendingColumns,
             free.change(n, -g)
         starts.append((i, placed))
     behind = np.asarray(order[waits + 1:], dtype=np.int64)
-    if len(behind) and bool((free.count_ge_table()[
-            np.minimum(gpus_per_node[behind], free.top + 1)] >= nodes[behind]).any()):
+    if len(behind) and np.count_nonzero(free.count_ge_table()[
+            np.minimum(gpus_per_node[behind], free.top + 1)] >= nodes[behind]):
         for i, placed in starts:  # it plans: give the GPUs back
             g = int(gpus_per_node[i])
             for n in placed:

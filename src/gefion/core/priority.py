@@ -262,7 +262,7 @@ def multifactor(snapshot: Snapshot, now: float, weights: Weights) -> PriorityTab
     overdue = _starved_s(cols.nodes, waited, weights)
     if overdue is not None:
         starving = overdue >= 0.0
-        if starving.any():
+        if np.count_nonzero(starving):
             priority = np.where(starving, weights.ceiling + overdue / 86_400.0, priority)
     return PriorityTable(cols.ids, priority, partial(
         _table_columns, cols, qos, fs, left, total, now, weights))

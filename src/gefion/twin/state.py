@@ -3,7 +3,6 @@ demand, and the exact time integrals (allocation, stranded GPUs, energy)."""
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import Iterable
 
@@ -187,9 +186,8 @@ class ClusterState:
                 if g <= top and count < mins.get(g, count + 1):
                     mins[g] = count
             fewest = self._fewest = sorted(mins.items())
-        at_least = [*itertools.accumulate(reversed(self.free_hist))]  # nodes >= top - k free
-        top = len(at_least) - 1
-        return any(at_least[top - g] >= count for g, count in fewest)
+        hist = self.free_hist  # sum(hist[g:]): nodes with g GPUs free or more; the
+        return any(sum(hist[g:]) >= count for g, count in fewest)  # smallest g first
 
     @property
     def power_w(self) -> float:
