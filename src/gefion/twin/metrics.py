@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,42 @@ def size_class(gpus: int) -> str:
     raise ValueError(f"no size class for {gpus} GPUs")  # pragma: no cover
 
 
-def _stats(jobs: Sequence[JobRecord], total_gpus: int, span_s: float) -> dict[str, Any]:
+class _Jobs:
+    """The columns of job records (in the records' order) that the statistics read: made
+    once per summary from the records' tuples, then taken apart by index."""
+
+    __slots__ = ("end", "energy", "gpus", "preemptions", "run", "start", "submit")
+
+    def __init__(self, submit: np.ndarray, start: np.ndarray, end: np.ndarray,
+                 run: np.ndarray, gpus: np.ndarray, preemptions: np.ndarray,
+                 energy: np.ndarray) -> None:
+        self.submit, self.start, self.end, self.run = submit, start, end, run
+        self.gpus, self.preemptions, self.energy = gpus, preemptions, energy
+
+    @classmethod
+    def of(cls, jobs: Sequence[JobRecord]) -> _Jobs:
+        if not jobs:
+            empty = np.zeros(0)
+            return cls(empty, empty, empty, empty, empty, np.zeros(0, np.int64), empty)
+        n, f = len(jobs), np.float64
+
+        def column(field: str, dtype: type = f) -> np.ndarray:
+            return np.fromiter(map(attrgetter(field), jobs), dtype, n)
+
+        return cls(column("submit_s"), column("first_start_s"), column("end_s"),
+                   column("runtime_s"), column("gpus"), column("preemptions", np.int64),
+                   column("energy_j"))
+
+    def take(self, index: np.ndarray) -> _Jobs:
+        return _Jobs(self.submit[index], self.start[index], self.end[index],
+                     self.run[index], self.gpus[index], self.preemptions[index],
+                     self.energy[index])
+
+    def __len__(self) -> int:
+        return len(self.submit)
+
+
+def _stats(jobs: _Jobs, total_gpus: int, span_s: float) -> dict[str, Any]:
     """Job statistics over ``jobs``; allocation is relative to ``total_gpus × span_s``."""
     n = len(jobs)
     out: dict[str, Any] = {"jobs": n}
@@ -67,16 +103,12 @@ def _stats(jobs: Sequence[JobRecord], total_gpus: int, span_s: float) -> dict[st
             out[key] = None
         out.update(gpu_allocation=0.0, gpu_hours=0.0, preemptions=0, energy_kwh=0.0)
         return out
-    submit = np.fromiter((j.submit_s for j in jobs), np.float64, n)
-    start = np.fromiter((j.first_start_s for j in jobs), np.float64, n)
-    end = np.fromiter((j.end_s for j in jobs), np.float64, n)
-    run = np.fromiter((j.runtime_s for j in jobs), np.float64, n)
-    gpus = np.fromiter((j.gpus for j in jobs), np.float64, n)
-    jct, wait = end - submit, start - submit
+    submit, end, run = jobs.submit, jobs.end, jobs.run
+    jct, wait = end - submit, jobs.start - submit
     bsld = np.maximum(1.0, jct / np.maximum(run, BSLD_BOUND_S))
     p_jct = np.percentile(jct, [50, 95, 99])
     p_wait = np.percentile(wait, [50, 95, 99])
-    gpu_s = float(np.dot(gpus, run))
+    gpu_s = float(np.dot(jobs.gpus, run))
     out.update(
         avg_jct_s=_r(jct.mean()), p50_jct_s=_r(p_jct[0]), p95_jct_s=_r(p_jct[1]),
         p99_jct_s=_r(p_jct[2]), avg_wait_s=_r(wait.mean()), p50_wait_s=_r(p_wait[0]),
@@ -84,8 +116,9 @@ def _stats(jobs: Sequence[JobRecord], total_gpus: int, span_s: float) -> dict[st
         makespan_s=_r(end.max()),
         gpu_allocation=_r(gpu_s / (total_gpus * span_s)) if total_gpus and span_s > 0
         else 0.0,
-        gpu_hours=_r(gpu_s / 3600.0), preemptions=sum(j.preemptions for j in jobs),
-        energy_kwh=_r(sum(j.energy_j for j in jobs) / JOULES_PER_KWH))
+        gpu_hours=_r(gpu_s / 3600.0), preemptions=int(jobs.preemptions.sum()),
+        # in the records' order, one by one, as the sum of the records always was
+        energy_kwh=_r(sum(jobs.energy.tolist()) / JOULES_PER_KWH))
     return out
 
 
@@ -93,30 +126,31 @@ def group_stats(result: SimResult, projects: Iterable[str]) -> dict[str, Any]:
     """Job statistics (as the summary's top level) of the jobs of ``projects``
     (``"jobs"``) and of all other jobs (``"other_jobs"``)."""
     names = frozenset(projects)
-    inside = [j for j in result.jobs if j.project in names]
-    outside = [j for j in result.jobs if j.project not in names]
+    inside = np.array([j.project in names for j in result.jobs], dtype=np.bool_)
+    cols = _Jobs.of(result.jobs)
     span = result.makespan_s
-    return {"projects": sorted(names), "jobs": _stats(inside, result.total_gpus, span),
-            "other_jobs": _stats(outside, result.total_gpus, span)}
+    return {"projects": sorted(names),
+            "jobs": _stats(cols.take(np.flatnonzero(inside)), result.total_gpus, span),
+            "other_jobs": _stats(cols.take(np.flatnonzero(~inside)), result.total_gpus,
+                                 span)}
 
 
-def _waits(jobs: Sequence[JobRecord]) -> dict[str, Any]:
+def _waits(jobs: _Jobs) -> dict[str, Any]:
     n = len(jobs)
     if n == 0:
         return {"jobs": 0, "avg_jct_s": None, "avg_wait_s": None, "p99_wait_s": None}
-    submit = np.fromiter((j.submit_s for j in jobs), np.float64, n)
-    wait = np.fromiter((j.first_start_s for j in jobs), np.float64, n) - submit
-    jct = np.fromiter((j.end_s for j in jobs), np.float64, n) - submit
+    wait = jobs.start - jobs.submit
+    jct = jobs.end - jobs.submit
     return {"jobs": n, "avg_jct_s": _r(jct.mean()), "avg_wait_s": _r(wait.mean()),
             "p99_wait_s": _r(np.percentile(wait, 99))}
 
 
-def _per_project(result: SimResult) -> dict[str, dict[str, Any]]:
+def _per_project(result: SimResult, cols: _Jobs) -> dict[str, dict[str, Any]]:
     used: dict[str, float] = {}
-    jobs: dict[str, list[JobRecord]] = {}
-    for j in result.jobs:
+    rows: dict[str, list[int]] = {}
+    for k, j in enumerate(result.jobs):
         used[j.project] = used.get(j.project, 0.0) + j.gpus * j.runtime_s / 3600.0
-        jobs.setdefault(j.project, []).append(j)
+        rows.setdefault(j.project, []).append(k)
     total = sum(used.values())
     shares = dict(result.project_shares)
     for name in used:
@@ -126,7 +160,8 @@ def _per_project(result: SimResult) -> dict[str, dict[str, Any]]:
     for name in sorted(shares):
         share = used.get(name, 0.0) / total if total > 0 else 0.0
         entitled = shares[name] / total_shares if total_shares > 0 else 0.0
-        out[name] = {**_waits(jobs.get(name, [])),
+        mine = cols.take(np.array(rows.get(name, []), dtype=np.intp))
+        out[name] = {**_waits(mine),
                      "gpu_hours": _r(used.get(name, 0.0)), "share": _r(share),
                      "entitlement": _r(entitled),
                      "share_over_entitlement": _r(share / entitled) if entitled > 0
@@ -138,10 +173,10 @@ def summarize(result: SimResult) -> dict[str, Any]:
     """The summary of ``result`` (see the module docstring and docs/twin.md)."""
     span = result.makespan_s
     cap = result.total_gpus * span
-    overall = _stats(result.jobs, result.total_gpus, span)
-    classes: dict[str, list[JobRecord]] = {name: [] for name, _, _ in SIZE_CLASSES}
-    for j in result.jobs:
-        classes[size_class(j.gpus)].append(j)
+    cols = _Jobs.of(result.jobs)
+    overall = _stats(cols, result.total_gpus, span)
+    lowest = np.array([lo for _, lo, _ in SIZE_CLASSES], dtype=np.float64)
+    of_class = np.searchsorted(lowest, np.maximum(cols.gpus, 1.0), side="right") - 1
     summary: dict[str, Any] = {
         "trace": result.trace, "cluster": result.cluster, "policy": result.policy,
         "seed": result.seed, "load": _r(result.load), "total_gpus": result.total_gpus,
@@ -159,9 +194,10 @@ def summarize(result: SimResult) -> dict[str, Any]:
         "failed_runs": result.failed_runs,
         "cycles": result.cycles,
         "events": result.events,
-        "by_size": {name: _stats(jobs, result.total_gpus, span)
-                    for name, jobs in classes.items()},
-        "per_project": _per_project(result),
+        "by_size": {name: _stats(cols.take(np.flatnonzero(of_class == k)),
+                                 result.total_gpus, span)
+                    for k, (name, _, _) in enumerate(SIZE_CLASSES)},
+        "per_project": _per_project(result, cols),
     }
     if result.sensitive:
         summary["sensitive"] = group_stats(result, result.sensitive)
