@@ -197,6 +197,12 @@ def test_a_starving_job_ranks_above_fair_share_and_is_planned_first() -> None:
                jobs[2]]  # four days: not starving yet, fair share decides
     _, early = cycle(SMALL, younger, now, **people)
     assert [v.job_id for v in early.pending] == ["new", "old"]
+    exactly = [jobs[0], pending("old", 8, 3600, submit=now - 5 * DAY, project="hog"),
+               jobs[2]]  # five days to the second (the only threshold): it starves now
+    _, on_time = cycle(SMALL, exactly, now, **people,
+                       params={"weights": {"gang_starve_after_s": None}})
+    assert [v.job_id for v in on_time.pending] == ["old", "new"]
+    assert on_time.factors["old"].priority == pytest.approx(17_500.0)
     _, patient = cycle(SMALL, jobs, now, **people,
                        params={"weights": {"starve_after_s": None}})
     assert [v.job_id for v in patient.pending] == ["new", "old"]

@@ -276,11 +276,13 @@ def _table_columns(*args: Any) -> dict[str, FloatArray]:
 
 def _starved_s(nodes: npt.NDArray[np.int64], waited: FloatArray,
                weights: Weights) -> FloatArray | None:
-    """How long each job has starved (negative: not yet); None when nobody can starve."""
+    """How long each job has starved (negative: not yet); None when nobody starves."""
     solo, gang = weights.starve_after_s, weights.gang_starve_after_s
     gang = solo if gang is None else gang
     if gang is None or not len(waited):  # solo is None too
         return None
+    if waited.max() < (gang if solo is None else min(solo, gang)):
+        return None  # nobody has waited as long as the shortest threshold
     if solo == gang:
         return waited - gang
     threshold = np.where(nodes >= weights.gang_min_nodes, gang,
