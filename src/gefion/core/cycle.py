@@ -21,7 +21,7 @@ look-ups, and failed fits are memoised by shape (see :class:`FailureMemo`).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -63,6 +63,41 @@ _VECTOR_MIN = 4
 #: Nodes that may have gained room since a carried plan was made, checked one by one
 #: (carry.py, condition 3); with more, the plan is searched anew.
 _GAINED_MAX = 24
+
+
+class _Planned(Mapping[str, Placement]):
+    """The placements of the jobs a cycle planned (``CycleResult.planned``), each made
+    from its node indices when first read: a replay plans tens of thousands of jobs and
+    reads none of them."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self._names = names
+        self._nodes: dict[str, tuple[IntArray, int]] = {}
+        self._made: dict[str, Placement] = {}
+
+    def plan(self, job_id: str, nodes: IntArray, gpus: int) -> None:
+        self._nodes[job_id] = (nodes, gpus)
+        self._made.pop(job_id, None)
+
+    def __getitem__(self, job_id: str) -> Placement:
+        made = self._made.get(job_id)
+        if made is None:
+            nodes, gpus = self._nodes[job_id]
+            names = self._names
+            made = self._made[job_id] = Placement(tuple((names[n], gpus)
+                                                        for n in nodes.tolist()))
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+
+def _no_blocks(start: float, end: float) -> list[Block]:
+    """No advance reservation blocks anything."""
+    return []
 
 
 class _Cycle:
@@ -117,7 +152,7 @@ class _Cycle:
                                    if left <= 0)
         self.starts: list[Start] = []
         self.verdicts = Verdicts()
-        self.planned: dict[str, Placement] = {}
+        self.planned = _Planned(self.names)
         # (rank, snapshot index, verdict index) of jobs waiting for resources, if anyone can
         # be evicted at all
         self.blocked: list[tuple[int, int, int]] = []
@@ -131,7 +166,8 @@ class _Cycle:
         self.last_plan = now
         self.owners: dict[tuple[str, str], str] = {}
         self.res_names: frozenset[str] = frozenset()
-        self.requests: dict[str, Request] = {}
+        #: by job id, and (plain jobs) by shape: see _request
+        self.requests: dict[object, Request] = {}
         self.rank: dict[str, int] = {}
         self.memo = FailureMemo()
         self.no_plans = PlanProfile(len(capacity))
@@ -192,6 +228,18 @@ class _Cycle:
             return req
         assert job.shape is not None
         reservations = self.snap.reservations
+        if not reservations and job.spec.reservation is None and not self.sensitive:
+            # A request says nothing of its job but its shape and the nodes it may use —
+            # here every up node: jobs of one shape share it.
+            shape = (job.shape.nodes, job.shape.gpus_per_node, job.spec.time_limit_s,
+                     job.spec.same_su is _REQUIRED)
+            req = self.requests.get(shape)
+            if req is None:
+                req = self.requests[shape] = Request(
+                    job.id, shape[0], shape[1], float(shape[2]), self.up, shape[3],
+                    _no_blocks, (), self.policy.placement == "first-fit")
+            self.requests[job.id] = req
+            return req
         if reservations:
             admitted = [r.admits(job.spec.project, job.spec.user, job.spec.reservation)
                         for r in reservations]
@@ -471,7 +519,7 @@ class _Cycle:
                 self.made.append(plan)
                 self.made_set.add(plan)
                 self._taken.append((plan.start_s, plan.nodes))
-                self.planned[job.id] = self._placement(fit.nodes, g)
+                self.planned.plan(job.id, fit.nodes, g)
         if self.preempt and reason in _PREEMPT_FOR:
             self.blocked.append((rank, i, len(verdicts)))
         verdicts.append(Verdict(job.id, reason, planned_start))
@@ -715,7 +763,7 @@ class _Cycle:
             plan = Plan(now, start + d, tuple(nodes.tolist()), g, job.id)
             self.avail.add_plan(plan)
             ahead.add(plan)
-            self.planned[job.id] = self._placement(nodes, g)
+            self.planned.plan(job.id, nodes, g)
             self.verdicts[at] = Verdict(
                 job.id, PendingReason.PREEMPTING, start,
                 f"preempting {', '.join(v.id for v in victims)}")
