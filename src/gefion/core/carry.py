@@ -33,16 +33,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gefion.core.plans import Plan
 from gefion.core.snapshot import Snapshot
 
 
-@dataclass(frozen=True, slots=True)
-class CarriedPlan:
+class CarriedPlan(NamedTuple):
     """A job's plan as the cycle made it: the plan, the request it answered (GPUs per node,
-    nodes, seconds), and how many of the cycle's plans were ahead of it."""
+    nodes, seconds), and how many of the cycle's plans were ahead of it (a named tuple,
+    like :class:`~gefion.core.plans.Plan`)."""
 
     plan: Plan
     shape: tuple[int, int, float]

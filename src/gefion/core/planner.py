@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -43,8 +44,9 @@ class Request:
                        self.first_fit)
 
 
-@dataclass(frozen=True, slots=True)
-class Fit:
+class Fit(NamedTuple):
+    """Where and when a job fits (a named tuple: made for every search and carried plan)."""
+
     start_s: float
     nodes: IntArray  # node indices, ascending
 
