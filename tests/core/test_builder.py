@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,7 @@ from gefion.core.carry import lineage
 from gefion.core.columns import any_preemptible, pending_columns, running_columns
 from gefion.core.cycle import _Cycle, run_cycle
 from gefion.core.jobs import Dependency, Job, JobState
-from gefion.core.policies import get_policy
+from gefion.core.policies import POLICIES, get_policy
 from gefion.core.snapshot import Snapshot, build_snapshot, current_base
 from gefion.core.topology import NodeState, preset
 from tests.core.builders import pending, running
@@ -185,19 +186,78 @@ def test_the_builder_knows_whether_anyone_running_may_be_preempted() -> None:
 
 def test_the_nodes_of_runs_that_ended_are_told_until_the_log_moves_past_them() -> None:
     builder = SnapshotBuilder(preset("synthetic:8x8"))
-    before = lineage(builder.build(0.0))
-    assert before is not None
-    for k in range(3):  # three runs end: on node 1, on nodes 2 and 3, on node 1 again
+    for k in range(3):  # three runs: on node 1, on nodes 2 and 3, on node 1 again
         placement = {"node00002": 4} if k != 1 else {"node00003": 8, "node00004": 8}
         builder.put(running(f"r{k}", placement))
+    before = lineage(builder.build(0.0))  # they run in this snapshot
+    assert before is not None
+    for k in range(3):  # and end
         builder.remove(f"r{k}")
     after = lineage(builder.build(1.0))
     assert after is not None and after[1] == before[1] + 3
     assert after[2](before[1]) == frozenset({1, 2, 3})
     assert after[2](after[1] - 1) == frozenset({1}) and after[2](after[1]) == frozenset()
-    for k in range(5000):  # the log keeps the last few thousand runs only
-        builder.put(running(f"s{k}", {"node00008": 1}))
-        builder.remove(f"s{k}")
-    late = lineage(builder.build(2.0))
+    for batch in range(625):  # the log keeps the last few thousand runs only
+        for k in range(8):
+            builder.put(running(f"s{batch}-{k}", {"node00008": 1}))
+        builder.build(2.0 + batch)
+        for k in range(8):
+            builder.remove(f"s{batch}-{k}")
+    late = lineage(builder.build(1000.0))
     assert late is not None and late[2](before[1]) is None  # unknown: plan afresh
     assert late[2](late[1] - 10) == frozenset({7})
+
+
+def test_a_run_that_starts_and_ends_between_two_snapshots_leaves_no_trace() -> None:
+    # Running records are applied when a snapshot needs them: a run that no snapshot saw
+    # frees nothing that any snapshot held (carried plans check no node for it), and the
+    # next snapshot is the one the builder would have made had it never been put.
+    cluster = preset("synthetic:8x8")
+    seen, unseen = SnapshotBuilder(cluster), SnapshotBuilder(cluster)
+    for builder in (seen, unseen):
+        builder.put(running("stays", {"node00001": 8}))
+        builder.put(pending("waits", 16, 3600, submit=0.0))
+    first = lineage(seen.build(0.0))
+    assert first is not None
+    seen.put(running("brief", {"node00002": 8}))
+    seen.build_pending(1.0)  # a pending-only snapshot applies no running record
+    seen.remove("brief")
+    now, never = seen.build(2.0), unseen.build(2.0)
+    assert now.running == never.running and [r.id for r in now.running] == ["stays"]
+    assert (lineage(now) or first)[1] == first[1]  # no run ended since the first
+    base_now, base_never = current_base(now), current_base(never)
+    assert base_now is not None and base_never is not None
+    assert base_now.free.tolist() == base_never.free.tolist()
+    assert now.pending == never.pending
+
+
+def test_a_pending_only_snapshot_orders_the_same_queue_without_running_jobs() -> None:
+    builder = SnapshotBuilder(CLUSTER)
+    builder.put(running("r", {NAMES[0]: 8}))
+    builder.put(pending("a", 8, 3600, submit=1.0))
+    builder.put(pending("b", 8, 3600, submit=0.5))
+    full = builder.build(5.0)
+    builder.put(running("later", {NAMES[1]: 8}))
+    light = builder.build_pending(5.0)
+    assert light.running == () and [r.id for r in full.running] == ["r"]
+    assert light.pending == full.pending
+    assert "_base" not in light.__dict__ and "_lineage" not in light.__dict__
+    assert [r.id for r in builder.build(6.0).running] == ["r", "later"]
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_no_policy_orders_the_queue_by_its_running_jobs(name: str) -> None:
+    # Policy.priorities reads no running job: the order from a pending-only snapshot is
+    # the whole snapshot's (what a body that orders the queue first relies on).
+    builder = SnapshotBuilder(CLUSTER)
+    builder.put(running("r", {NAMES[0]: 8}, start=0.0, service=5e4))
+    builder.put(running("s", {NAMES[1]: 4}, start=10.0, qos="scavenger", project="q"))
+    for k in range(12):
+        builder.put(pending(f"j{k}", [1, 4, 8, 16][k % 4], submit=float(k * 90),
+                            project="pq"[k % 2], service=float(k % 3) * 1e4))
+    policy = get_policy(name)
+    whole, pending_only = builder.build(4000.0), builder.build_pending(4000.0)
+    assert whole.running and not pending_only.running
+    a, b = policy.priorities(whole, 4000.0), policy.priorities(pending_only, 4000.0)
+    assert a.priority.tolist() == b.priority.tolist()
+    assert a.in_snapshot_order == b.in_snapshot_order

@@ -25,7 +25,11 @@ def test_a_cycle_decided_from_free_gpus_starts_what_the_cycle_starts(
     decided, ran = [], []
 
     def checked(self: engine_module._Engine, snapshot: Snapshot, now: float) -> int | None:
-        cycle = engine_module.run_cycle(snapshot, now, self.policy, carry=self.carry,
+        assert snapshot.running == ()  # a pending-only snapshot: the order needs no more
+        whole = self.builder.build(now, reservations=self.reservations,
+                                   projects=self.projects, fairshare_table=self.shares)
+        assert whole.pending == snapshot.pending
+        cycle = engine_module.run_cycle(whole, now, self.policy, carry=self.carry,
                                         etas=False)
         before = set(self.running)
         started = real(self, snapshot, now)

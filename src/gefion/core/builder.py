@@ -122,6 +122,11 @@ class SnapshotBuilder:
         self._hwrites: dict[int, tuple[int, int, int] | None] = {}
         self._rcache: RunningColumns | None = None
         self._rtuple: tuple[RunningJob, ...] | None = None
+        #: running records put (a Job) or dropped (None) since the last full build, in the
+        #: order of their last change: applied when a snapshot needs the running jobs
+        #: (:meth:`_flush`), so that a run that starts and ends between two such builds
+        #: costs nothing here
+        self._later: dict[str, Job | None] = {}
         self._init_base(cluster)
 
     def _init_base(self, cluster: Cluster) -> None:
@@ -172,6 +177,7 @@ class SnapshotBuilder:
 
     def set_cluster(self, cluster: Cluster) -> None:
         """Use ``cluster`` from now on (node states change by copies of the cluster)."""
+        self._flush()
         same = cluster.names == self._cluster.names and \
             cluster.capacity == self._cluster.capacity
         if same:
@@ -183,6 +189,7 @@ class SnapshotBuilder:
         jobs = list(self._jobs.values())  # node indices or shapes differ: derive anew
         for job in jobs:
             self.remove(job.id)
+        self._flush()
         self._cluster = cluster
         self._init_base(cluster)
         for job in jobs:
@@ -193,6 +200,7 @@ class SnapshotBuilder:
         grace and requeue from their QOS: they are derived anew."""
         if dict(qos) == self._qos:
             return
+        self._flush()
         self._qos = dict(qos)
         self._qos_view = MappingProxyType(self._qos)
         self._evictions.clear()
@@ -217,7 +225,8 @@ class SnapshotBuilder:
             self._add_pending(job)
         elif job.state is JobState.RUNNING:
             self._jobs[job.id] = job
-            self._add_running(job)
+            self._later.pop(job.id, None)
+            self._later[job.id] = job
 
     def put_all(self, jobs: Iterable[Job]) -> None:
         for job in jobs:
@@ -236,8 +245,9 @@ class SnapshotBuilder:
             del self._jobs[job.id]
         if job.id in self._pslot_of:
             self._drop_pending(job)
-        elif job.id in self._running:
-            self._drop_running(job.id)
+        elif job.state is JobState.RUNNING:  # put as running: dropped at the next flush
+            self._later.pop(job.id, None)
+            self._later[job.id] = None
 
     # -- pending ------------------------------------------------------------------------
     def _add_pending(self, job: Job) -> None:
@@ -349,6 +359,20 @@ class SnapshotBuilder:
         self._rcache = self._rtuple = None  # _running_changed, inline
         self._generation[0] += 1
 
+    def _flush(self) -> None:
+        """Apply the running records put or dropped since the last flush, in the order of
+        their last change: what applying each at once would have left."""
+        later = self._later
+        if not later:
+            return
+        self._later = {}
+        running = self._running
+        for job_id, job in later.items():
+            if job_id in running:
+                self._drop_running(job_id)
+            if job is not None:
+                self._add_running(job)
+
     def _released_nodes(self, since: int, *, upto: int) -> frozenset[int] | None:
         """The nodes of runs ``since`` to ``upto`` (counts of runs dropped), or None if the
         log no longer reaches back to ``since``."""
@@ -457,9 +481,38 @@ class SnapshotBuilder:
         the same ledger (like Slurm, bodies recompute them every ``PriorityCalcPeriod``,
         not every cycle); without it they are computed from ``ledger``.
         """
+        self._flush()
+        snapshot = self._snapshot(now, self._running_tuple(), reservations, projects, ledger,
+                                  grants, charged_gpu_s, fairshare_table)
+        object.__setattr__(snapshot, "_base", self._base())  # first: it may bump the generation
+        object.__setattr__(snapshot, "_lineage", (
+            self._generation, self._released, partial(self._released_nodes,
+                                                       upto=self._released)))
+        object.__setattr__(snapshot, "_running_columns_of", (
+            self._running_columns, self._generation, self._generation[0], self._preemptible))
+        return snapshot
+
+    def build_pending(self, now: float, *, reservations: Iterable[Reservation] = (),
+                      projects: Mapping[str, Project] | None = None,
+                      ledger: UsageLedger | None = None, grants: Iterable[Grant] = (),
+                      charged_gpu_s: Mapping[str, float] | None = None,
+                      fairshare_table: FairShare | None = None) -> Snapshot:
+        """:meth:`build` without the running jobs (``running`` empty, no base for plans):
+        the pending jobs, the tenancy and the time, all that a policy's priorities read
+        (:meth:`~gefion.core.policies.base.Policy.priorities` reads no running job). For a
+        body that orders the queue before it knows whether it needs a whole cycle
+        (:func:`gefion.core.prefix.plain_prefix`); running records put since the last
+        :meth:`build` stay unapplied, so runs that start and end in between cost nothing."""
+        return self._snapshot(now, (), reservations, projects, ledger, grants, charged_gpu_s,
+                              fairshare_table)
+
+    def _snapshot(self, now: float, running: tuple[RunningJob, ...],
+                  reservations: Iterable[Reservation], projects: Mapping[str, Project] | None,
+                  ledger: UsageLedger | None, grants: Iterable[Grant],
+                  charged_gpu_s: Mapping[str, float] | None,
+                  fairshare_table: FairShare | None) -> Snapshot:
         projects = dict(projects or {})
         pending, pcols = self._pending_view()
-        running = self._running_tuple()
         # Dependencies need the states of the jobs they name, and nothing else.
         states: dict[str, JobState] = {}
         exits: dict[str, int | None] = {}
@@ -476,10 +529,4 @@ class SnapshotBuilder:
             grant_left_gpu_s=grant_balances(projects, grants, charged_gpu_s or {}, now),
             job_states=states, exit_codes=exits, as_of_s=now)
         object.__setattr__(snapshot, "_columns", pcols)
-        object.__setattr__(snapshot, "_base", self._base())  # first: it may bump the generation
-        object.__setattr__(snapshot, "_lineage", (
-            self._generation, self._released, partial(self._released_nodes,
-                                                       upto=self._released)))
-        object.__setattr__(snapshot, "_running_columns_of", (
-            self._running_columns, self._generation, self._generation[0], self._preemptible))
         return snapshot

@@ -52,6 +52,15 @@ def priority_order(policy: Policy, snapshot: Snapshot, now: float
     return table, order
 
 
+def share_order(pending_only: Snapshot, snapshot: Snapshot) -> None:
+    """Let ``snapshot`` use the priority order already made for ``pending_only``: the same
+    moment without its running jobs, which no policy's priorities read
+    (:meth:`~gefion.core.builder.SnapshotBuilder.build_pending`)."""
+    cached = pending_only.__dict__.get("_priority_order")
+    if cached is not None and cached[1] == snapshot.as_of_s:
+        object.__setattr__(snapshot, "_priority_order", cached)
+
+
 def plain_prefix(order: Sequence[int], cols: PendingColumns,
                  free: FreeIndex) -> list[tuple[int, list[int]]] | None:
     """The starts of a cycle that makes no plan (see the module), as (snapshot index, node

@@ -43,6 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ from gefion.core.grants import grant_balances
 from gefion.core.invariants import assert_invariants
 from gefion.core.jobs import Job, JobSpec, JobState, Shape, check_transition
 from gefion.core.policies.base import PLACEMENTS, Policy
-from gefion.core.prefix import plain_prefix, priority_order
+from gefion.core.prefix import plain_prefix, priority_order, share_order
 from gefion.core.reservations import Reservation
 from gefion.core.snapshot import Snapshot
 from gefion.core.strict import plain_body, strict_policy
@@ -397,14 +398,21 @@ class _Engine:
         if self.shares is None:
             self.shares = fairshare(self.projects, self.ledger, self.shares_at, rows=False)
         meter = self.meter
-        snapshot = self.told().build(
-            now, reservations=self.reservations, projects=self.projects,
-            fairshare_table=self.shares, grants=meter.grants if meter.active else (),
-            charged_gpu_s=meter.charged_gpu_s(now) if meter.active else None)
+        builder = self.told()
+        tenancy: dict[str, Any] = {
+            "reservations": self.reservations, "projects": self.projects,
+            "fairshare_table": self.shares, "grants": meter.grants if meter.active else (),
+            "charged_gpu_s": meter.charged_gpu_s(now) if meter.active else None}
         if self.free is not None and self.policy.backfill and not self._may_evict():
-            started = self.prefix_cycle(snapshot, now)
+            # Decided from free GPUs if it makes no plan: the order needs no running job.
+            pending_only = builder.build_pending(now, **tenancy)
+            started = self.prefix_cycle(pending_only, now)
             if started is not None:
                 return started
+            snapshot = builder.build(now, **tenancy)
+            share_order(pending_only, snapshot)
+        else:
+            snapshot = builder.build(now, **tenancy)
         # On the fast path nobody reads ETAs: plan only what the decisions depend on.
         result = run_cycle(snapshot, now, self.policy, carry=self.carry,
                            etas=self.free is None)

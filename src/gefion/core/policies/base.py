@@ -56,7 +56,12 @@ class Policy(Protocol):
         uncomputed (the factors shown are then 1.0)."""
         ...
 
-    def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable: ...
+    def priorities(self, snapshot: Snapshot, now: float) -> PriorityTable:
+        """The priority of every pending job of ``snapshot`` at ``now``. It reads the
+        pending jobs, the tenancy (projects, QOS, fair share, grants), the cluster and the
+        time — never the running jobs: a body may order the queue from a snapshot without
+        them (:meth:`~gefion.core.builder.SnapshotBuilder.build_pending`)."""
+        ...
 
     def preemptor_keys(self, jobs: Sequence[PendingJob], snapshot: Snapshot,
                        now: float) -> list[Hashable | None]: ...
