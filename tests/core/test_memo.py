@@ -68,3 +68,21 @@ def test_a_failure_rules_out_only_those_behind_it_that_ask_at_least_as_much() ->
     ruled.failed(2)  # 2 × 1 × 600 failed: now everything behind it that is open asks more
     assert ruled.out.tolist() == [False, True, False, False, False]  # 60 s < 600 s: open
     assert ruled.next_open(3) == 3 and ruled.next_open(5) == 5
+
+
+def test_the_memo_answers_as_the_failures_added_whatever_it_keeps() -> None:
+    # It keeps only the smallest failures (the others say nothing more): failed() still
+    # answers exactly "some failure added so far is at most this shape in every dimension"
+    rng = random.Random(5)
+    for _ in range(200):
+        memo, added = FailureMemo(), []
+        for _ in range(rng.randint(1, 8)):
+            f = (rng.randint(1, 8), rng.randint(1, 3), rng.choice([60, 600, 3600]))
+            if not memo.failed("start", KEY, *f):  # as the cycle adds: only new failures
+                memo.add("start", KEY, *f)
+                added.append(f)
+            for _ in range(10):
+                shape = (rng.randint(1, 8), rng.randint(1, 3), rng.choice([60, 600, 3600]))
+                assert memo.failed("start", KEY, *shape) == _dominated(shape, added)
+                got = memo.failed_all("start", KEY, *(np.array([x]) for x in shape))
+                assert bool(got[0]) == _dominated(shape, added)

@@ -662,7 +662,6 @@ class _Cycle:
         g_asked, limit = cols.gpus_per_node[rest], cols.limit_s[rest]
         up_ge, all_ge = self.snap.cluster.nodes_ge
         down = ((up_ge[g] < count) & (all_ge[g] >= count)).astype(np.int64)
-        strict = np.full(len(rest), _PRIORITY, dtype=np.int64)  # codes index RUN_REASONS
         preempt = self.preempt
         ids, verdicts, blocked = cols.ids, self.verdicts, self.blocked
 
@@ -689,8 +688,9 @@ class _Cycle:
                     "start", _PLAIN_LOOSE, g_asked[pos:end], count[pos:end], limit[pos:end])
                 bulk = (simple[pos:end] & short) | beaten
                 reasons = np.where(short, down[pos:end], _PRIORITY)
-            else:
-                bulk, reasons = simple[pos:end], strict[pos:end]
+            else:  # strict order: every plain job waits for the one ahead (codes index
+                bulk = simple[pos:end]  # RUN_REASONS)
+                reasons = np.full(end - pos, _PRIORITY, dtype=np.int64)
             h = held[pos:end]
             if np.count_nonzero(h):
                 bulk, reasons = bulk | h, np.where(h, _HELD, reasons)

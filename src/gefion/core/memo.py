@@ -34,7 +34,10 @@ class FailureMemo:
         return False
 
     def add(self, question: str, key: object, g: int, count: int, d: int) -> None:
-        self._failed.setdefault((question, key), []).append((g, count, d))
+        # The failures a new one dominates say nothing more: only the smallest are kept.
+        failed = self._failed.setdefault((question, key), [])
+        failed[:] = [f for f in failed if not (f[0] >= g and f[1] >= count and f[2] >= d)]
+        failed.append((g, count, d))
 
     def failed_all(self, question: str, key: object, g: IntArray, count: IntArray,
                    d: IntArray) -> BoolArray:
