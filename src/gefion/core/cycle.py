@@ -21,7 +21,7 @@ look-ups, and failed fits are memoised by shape (see :class:`FailureMemo`).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from gefion.core.decisions import (
     CycleResult,
     PendingReason,
     Placement,
+    Planned,
     Preemption,
     Start,
     Verdict,
@@ -63,36 +64,6 @@ _VECTOR_MIN = 4
 #: Nodes that may have gained room since a carried plan was made, checked one by one
 #: (carry.py, condition 3); with more, the plan is searched anew.
 _GAINED_MAX = 24
-
-
-class _Planned(Mapping[str, Placement]):
-    """The placements of the jobs a cycle planned (``CycleResult.planned``), each made
-    from its node indices when first read: a replay plans tens of thousands of jobs and
-    reads none of them."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self._names = names
-        self._nodes: dict[str, tuple[IntArray, int]] = {}
-        self._made: dict[str, Placement] = {}
-
-    def plan(self, job_id: str, nodes: IntArray, gpus: int) -> None:
-        self._nodes[job_id] = (nodes, gpus)
-        self._made.pop(job_id, None)
-
-    def __getitem__(self, job_id: str) -> Placement:
-        made = self._made.get(job_id)
-        if made is None:
-            nodes, gpus = self._nodes[job_id]
-            names = self._names
-            made = self._made[job_id] = Placement(tuple((names[n], gpus)
-                                                        for n in nodes.tolist()))
-        return made
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._nodes)
-
-    def __len__(self) -> int:
-        return len(self._nodes)
 
 
 def _no_blocks(start: float, end: float) -> list[Block]:
@@ -152,7 +123,7 @@ class _Cycle:
                                    if left <= 0)
         self.starts: list[Start] = []
         self.verdicts = Verdicts()
-        self.planned = _Planned(self.names)
+        self.planned = Planned(self.names)
         # (rank, snapshot index, verdict index) of jobs waiting for resources, if anyone can
         # be evicted at all
         self.blocked: list[tuple[int, int, int]] = []

@@ -64,6 +64,36 @@ class Preemption:
     requeue: bool
 
 
+class Planned(Mapping[str, Placement]):
+    """The placements of the jobs a cycle planned (``CycleResult.planned``) by the cluster's
+    node ``names``, each made from its node indices when first read: a replay plans tens
+    of thousands of jobs and reads none of them."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self._names = names
+        self._nodes: dict[str, tuple[npt.NDArray[np.int64], int]] = {}
+        self._made: dict[str, Placement] = {}
+
+    def plan(self, job_id: str, nodes: npt.NDArray[np.int64], gpus: int) -> None:
+        self._nodes[job_id] = (nodes, gpus)
+        self._made.pop(job_id, None)
+
+    def __getitem__(self, job_id: str) -> Placement:
+        made = self._made.get(job_id)
+        if made is None:
+            nodes, gpus = self._nodes[job_id]
+            names = self._names
+            made = self._made[job_id] = Placement(tuple((names[n], gpus)
+                                                        for n in nodes.tolist()))
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+
 @dataclass(frozen=True, slots=True)
 class PriorityFactors:
     """Normalised 0..1 factors and the weighted total, like ``sprio``."""

@@ -25,6 +25,9 @@ from gefion.core.reservations import Reservation
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """One job's question to the planner. ``job_id`` names the job it was made for; within
+    a cycle, plain jobs of one shape share one request (the first such job's)."""
+
     job_id: str
     nodes: int
     gpus_per_node: int

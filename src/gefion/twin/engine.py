@@ -451,7 +451,8 @@ class _Engine:
             self.shares_at = now
 
     def prefix_cycle(self, snapshot: Snapshot, now: float) -> int | None:
-        """Carry out the cycle over ``snapshot`` if it makes no plan: the jobs it starts are
+        """Carry out the cycle over ``snapshot`` (pending-only will do: the priority order
+        reads no running job) if it makes no plan: the jobs it starts are
         a prefix of the priority order, placed by the index of free GPUs
         (:func:`gefion.core.prefix.plain_prefix`); the starts made, or None if the cycle
         must run (it would plan, or a pending job is not plain)."""
