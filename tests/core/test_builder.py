@@ -15,6 +15,7 @@ from gefion.core.columns import any_preemptible, pending_columns, running_column
 from gefion.core.cycle import _Cycle, run_cycle
 from gefion.core.jobs import Dependency, Job, JobState
 from gefion.core.policies import POLICIES, get_policy
+from gefion.core.prefix import priority_order, share_order
 from gefion.core.snapshot import Snapshot, build_snapshot, current_base
 from gefion.core.topology import NodeState, preset
 from tests.core.builders import pending, running
@@ -261,3 +262,21 @@ def test_no_policy_orders_the_queue_by_its_running_jobs(name: str) -> None:
     a, b = policy.priorities(whole, 4000.0), policy.priorities(pending_only, 4000.0)
     assert a.priority.tolist() == b.priority.tolist()
     assert a.in_snapshot_order == b.in_snapshot_order
+
+
+def test_the_whole_snapshot_takes_the_order_made_for_the_pending_only_one() -> None:
+    builder = SnapshotBuilder(CLUSTER)
+    builder.put(running("r", {NAMES[0]: 8}))
+    for k in range(5):
+        builder.put(pending(f"j{k}", 8, 3600, submit=float(k)))
+    policy = get_policy("gefion")
+    light = builder.build_pending(100.0)
+    table, order = priority_order(policy, light, 100.0)
+    whole = builder.build(100.0)
+    share_order(light, whole)
+    assert priority_order(policy, whole, 100.0)[0] is table  # not made again
+    builder.put(pending("late", 8, 3600, submit=50.0))  # the queue changed in between
+    whole = builder.build(100.0)
+    share_order(light, whole)
+    again, order_again = priority_order(policy, whole, 100.0)
+    assert again is not table and len(order_again) == len(order) + 1

@@ -57,7 +57,8 @@ def share_order(pending_only: Snapshot, snapshot: Snapshot) -> None:
     moment without its running jobs, which no policy's priorities read
     (:meth:`~gefion.core.builder.SnapshotBuilder.build_pending`)."""
     cached = pending_only.__dict__.get("_priority_order")
-    if cached is not None and cached[1] == snapshot.as_of_s:
+    if cached is not None and cached[1] == snapshot.as_of_s and \
+            pending_only.pending is snapshot.pending:  # the same queue, index for index
         object.__setattr__(snapshot, "_priority_order", cached)
 
 
