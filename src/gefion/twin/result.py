@@ -136,21 +136,28 @@ class SampleLog:
         self.every_s = every_s
         self._rows: list[tuple[float, int, int, int, int, float]] = []
         self._bucket = -1
+        #: the last row's values (all but the time); None while there is no row
+        self.last: tuple[int, int, int, int, float] | None = None
 
     def add(self, time_s: float, allocated: int, queue_len: int, pending_gpus: int,
             stranded: int, power_w: float) -> None:
-        rows = self._rows
-        values = (allocated, queue_len, pending_gpus, stranded, power_w)
-        if rows and rows[-1][1:] == values:
+        self.add_values(time_s, (allocated, queue_len, pending_gpus, stranded, power_w))
+
+    def add_values(self, time_s: float, values: tuple[int, int, int, int, float]) -> None:
+        """:meth:`add` with the values (all but the time) as one tuple."""
+        if values == self.last:
             return  # run-length merge: nothing changed
+        rows = self._rows
         bucket = int(time_s // self.every_s) if self.every_s > 0 else -1
         if rows and bucket >= 0 and bucket == self._bucket:
             rows.pop()
             if rows and rows[-1][1:] == values:
                 self._bucket = -2  # the last row is from an earlier interval: keep it
+                self.last = values
                 return
         rows.append((time_s, *values))
         self._bucket = bucket
+        self.last = values
 
     def samples(self) -> tuple[Sample, ...]:
         return tuple(map(Sample._make, self._rows))

@@ -213,9 +213,10 @@ class ClusterState:
         """Log the state at ``now``; its rates hold until the next :meth:`advance`."""
         stranded = self.partial_free if self.pending_whole else 0
         watts = self.meter.watts
-        self.rates = (self.allocated, stranded, watts)
-        self.log.add(now, self.allocated, self.pending_count, self.pending_gpus, stranded,
-                     watts)
+        allocated = self.allocated
+        self.rates = (allocated, stranded, watts)
+        self.log.add_values(now, (allocated, self.pending_count, self.pending_gpus, stranded,
+                                  watts))
 
     def check(self, runs: Iterable[JobRun]) -> None:
         """The engine's own invariants: no GPU index twice, gangs whole, counts agree."""
