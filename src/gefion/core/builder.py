@@ -289,6 +289,7 @@ class SnapshotBuilder:
 
     # -- running ------------------------------------------------------------------------
     def _add_running(self, job: Job) -> None:
+        """Apply a running record (from :meth:`_flush`, which then marks the change)."""
         cluster, spec = self._cluster, job.spec
         how = self._evictions.get((spec.qos, spec.preemptible, spec.grace_s))
         if how is None:  # what a run's QOS and spec say of its eviction, once per kind
@@ -312,8 +313,7 @@ class SnapshotBuilder:
         slot = self._rtab.take()
         if slot >= len(self._rflag):
             self._rflag = np.concatenate([self._rflag, np.zeros_like(self._rflag)])
-        gpus_held = alloc[0][1] if len(alloc) == 1 else run.gpus
-        self._rwrites[slot] = (start, end, run.service_gpu_s, gpus_held, preemptible)
+        self._rwrites[slot] = (start, end, run.service_gpu_s, run.gpus, preemptible)
         self._preemptible += bool(preemptible)
         self._rslot_of[job.id] = slot
         holds = []
@@ -331,10 +331,9 @@ class SnapshotBuilder:
             dirty.add(node)
         self._hslots[job.id] = holds
         heapq.heappush(self._ends, (end, job.id))
-        self._rcache = self._rtuple = None  # _running_changed, inline
-        self._generation[0] += 1
 
     def _drop_running(self, job_id: str) -> None:
+        """Drop a running record (from :meth:`_flush`, which then marks the change)."""
         run = self._running.pop(job_id)
         end, alloc = run.expected_end_s, run.alloc
         node_rel, held, dirty = self._node_rel, self._held, self._dirty
@@ -345,7 +344,7 @@ class SnapshotBuilder:
             dirty.add(node)
         self._released += 1  # plans carried between cycles check the nodes runs left
         log = self._release_log
-        log.append((alloc[0][0],) if len(alloc) == 1 else tuple(node for node, _ in alloc))
+        log.append(tuple(node for node, _ in alloc))
         if len(log) > _LOG_KEEP:
             del log[:_LOG_KEEP // 2]
             self._log_from += _LOG_KEEP // 2
@@ -356,8 +355,6 @@ class SnapshotBuilder:
         for h in self._hslots.pop(job_id):
             hwrites[h] = None
             htab.give(h)
-        self._rcache = self._rtuple = None  # _running_changed, inline
-        self._generation[0] += 1
 
     def _flush(self) -> None:
         """Apply the running records put or dropped since the last flush, in the order of
@@ -372,6 +369,7 @@ class SnapshotBuilder:
                 self._drop_running(job_id)
             if job is not None:
                 self._add_running(job)
+        self._running_changed()
 
     def _released_nodes(self, since: int, *, upto: int) -> frozenset[int] | None:
         """The nodes of runs ``since`` to ``upto`` (counts of runs dropped), or None if the
@@ -484,7 +482,7 @@ class SnapshotBuilder:
         self._flush()
         snapshot = self._snapshot(now, self._running_tuple(), reservations, projects, ledger,
                                   grants, charged_gpu_s, fairshare_table)
-        object.__setattr__(snapshot, "_base", self._base())  # first: it may bump the generation
+        object.__setattr__(snapshot, "_base", self._base())
         object.__setattr__(snapshot, "_lineage", (
             self._generation, self._released, partial(self._released_nodes,
                                                        upto=self._released)))

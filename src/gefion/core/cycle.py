@@ -211,6 +211,7 @@ class _Cycle:
                     _no_blocks, (), self.policy.placement == "first-fit")
             self.requests[job.id] = req
             return req
+        res_blocks = _no_blocks
         if reservations:
             admitted = [r.admits(job.spec.project, job.spec.user, job.spec.reservation)
                         for r in reservations]
@@ -220,9 +221,6 @@ class _Cycle:
             def res_blocks(start: float, end: float) -> list[Block]:
                 return reservation_blocks(reservations, self.node_index, capacity, admitted,
                                           requested, start, end)
-        else:
-            def res_blocks(start: float, end: float) -> list[Block]:
-                return []
         req = Request(job.id, job.shape.nodes, job.shape.gpus_per_node,
                       float(job.spec.time_limit_s), self._allowed(job),
                       job.spec.same_su is _REQUIRED, res_blocks, reservations,

@@ -133,16 +133,10 @@ class FreeIndex:
             unit_hist[new] += 1
             self._units_at[new].add(u)
             self._stale.add(u)
-            # _usable, inline: usable now for jobs of f + 1 to new GPUs per node (gpus > 0),
-            # or no longer for jobs of new + 1 to f
-            if gpus > 0:
-                ge = self._ge_u[u]
-                ge[f + 1:new + 1] = [k + 1 for k in ge[f + 1:new + 1]]
-                self._unfiled.add(u)
+            if gpus > 0:  # usable now for jobs of f + 1 to new GPUs per node
+                self._usable(u, f + 1, new + 1, 1)
             elif gpus < 0:
-                ge = self._ge_u[u]
-                ge[new + 1:f + 1] = [k - 1 for k in ge[new + 1:f + 1]]
-                self._unfiled.add(u)
+                self._usable(u, new + 1, f + 1, -1)
 
     def set_up(self, n: int, up: bool) -> None:
         """Node ``n`` comes back (with all its GPUs free) or goes out of service (it must

@@ -209,15 +209,26 @@ def _factor_columns(cols: PendingColumns, qos: Mapping[str, QOS], fs: FairShare,
                     weights: Weights) -> dict[str, FloatArray]:
     qos_value, fair = _name_values(cols, qos, fs)
     grant_col = _grant_column(cols, left)
-    age = (now - cols.submit_s) / weights.max_age_s
-    np.maximum(age, 0.0, out=age)  # np.clip, without its overhead
-    np.minimum(age, 1.0, out=age)
-    return {"age": age,
+    return {"age": _age(now - cols.submit_s, weights),
             "fairshare": fair[cols.pair] if len(fair) else np.zeros(0),
             "qos": qos_value[cols.qos] if len(qos_value) else np.zeros(0),
-            "size": np.minimum(cols.gpus / max(1, total_gpus), 1.0),
+            "size": _size(cols, total_gpus),
             "grant": np.ones(len(cols.ids)) if grant_col is None else grant_col,
             "submit": cols.submit_s}
+
+
+def _age(waited: FloatArray, weights: Weights) -> FloatArray:
+    """The age factor of jobs that waited ``waited`` seconds: ``min(1, wait / max_age)``."""
+    age = waited / weights.max_age_s
+    np.maximum(age, 0.0, out=age)  # np.clip, without its overhead
+    np.minimum(age, 1.0, out=age)
+    return age
+
+
+def _size(cols: PendingColumns, total_gpus: int) -> FloatArray:
+    """The size factor: GPUs asked over the cluster's GPUs, at most 1."""
+    size: FloatArray = np.minimum(cols.gpus / max(1, total_gpus), 1.0)
+    return size
 
 
 def _weighted(cols: PendingColumns, qos: Mapping[str, QOS], fs: FairShare,
@@ -245,13 +256,10 @@ def multifactor(snapshot: Snapshot, now: float, weights: Weights) -> PriorityTab
     total = snapshot.cluster.total_gpus
     qos_w, fair_w = _weighted(cols, qos, fs, weights)
     waited = now - cols.submit_s
-    age = waited / weights.max_age_s
-    np.maximum(age, 0.0, out=age)
-    np.minimum(age, 1.0, out=age)
-    priority = weights.age * age
+    priority = weights.age * _age(waited, weights)
     priority += fair_w[cols.pair]
     priority += qos_w[cols.qos]
-    size = np.minimum(cols.gpus / max(1, total), 1.0)
+    size = _size(cols, total)
     size *= weights.size
     priority += size
     grant = _grant_column(cols, left)

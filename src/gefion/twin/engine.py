@@ -223,8 +223,7 @@ class _Engine:
         the index of free GPUs has taken them already."""
         run = self.active[job_id]
         old = run.job
-        if old.state is not JobState.PENDING:  # the only state a start comes from
-            check_transition(old.state, JobState.RUNNING)
+        check_transition(old.state, JobState.RUNNING)
         alloc, job_w = self.state.allocate_at(job_id, placement, run.shape)
         run.alloc, run.job_w = alloc, job_w
         free = self.free
@@ -241,9 +240,7 @@ class _Engine:
         run.job = job = Job(old.id, old.spec, old.submit_s, JobState.RUNNING, now, old.end_s,
                             held, old.held, old.exit_code, old.service_gpu_s, old.restarts)
         del self.waiting[job_id]
-        untold = self.untold  # tell, inline
-        untold.pop(job_id, None)
-        untold[job_id] = job
+        self.tell(job_id, job)
         if run.first_start_s is None:
             run.first_start_s = now
         run.run_start_s = now

@@ -106,9 +106,8 @@ class ClusterState:
         alloc: list[tuple[int, list[int]]] = []
         job_w = 0.0
         free_idx, used, on_node, cap = self.free_idx, self.used, self.on_node, self.cap
-        hist, gpu_w, meter, schedulable = self.free_hist, self.job_gpu_w, self.meter, \
-            self.schedulable
-        partial = taken = 0
+        gpu_w, meter, schedulable = self.job_gpu_w, self.meter, self.schedulable
+        taken = 0
         for n, g in placement:
             free = free_idx[n]
             if len(free) < g or not schedulable[n]:
@@ -116,20 +115,12 @@ class ClusterState:
                                      f"{len(free)} free (schedulable: {schedulable[n]})")
             idx = free[:g]
             del free[:g]
-            old, c = used[n], cap[n]  # _set_used, inline: the node is schedulable
-            used[n] = new = old + g
-            hist[c - old] -= 1
-            hist[c - new] += 1
-            if 0 < old < c:
-                partial -= c - old
-            if 0 < new < c:
-                partial += c - new
+            self._set_used(n, used[n] + g)
             on_node[n].add(job_id)
-            meter.allocate(c, g)
+            meter.allocate(cap[n], g)
             taken += g
             job_w += g * gpu_w[n]
             alloc.append((n, idx))
-        self.partial_free += partial
         self.allocated += taken
         self.running_count += 1
         self.remove_pending(shape)
